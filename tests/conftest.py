@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,8 @@ class Recorder:
 
     def __call__(self, old: Any, new: Any) -> None:
         self.changes.append((old, new))
-        asyncio.get_running_loop().create_task(self.waiter.notify())
+        with contextlib.suppress(RuntimeError):  # a synchronous test: nobody can be waiting
+            asyncio.get_running_loop().create_task(self.waiter.notify())
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         await self.waiter.wait_for(predicate, timeout)
@@ -67,9 +69,13 @@ def health() -> Health:
     return Health()
 
 
-def cache_with(recorder: Recorder, health: Health, project: Callable[[Any], Any],
-               resource: str = "jobs",
-               scopes: tuple[str | None, ...] = (None,)) -> ObjectCache[Any]:
+def cache_with(
+    recorder: Recorder,
+    health: Health,
+    project: Callable[[Any], Any],
+    resource: str = "jobs",
+    scopes: tuple[str | None, ...] = (None,),
+) -> ObjectCache[Any]:
     cache: ObjectCache[Any] = ObjectCache(resource, project, health, scopes)
     cache.subscribe(recorder)
     return cache

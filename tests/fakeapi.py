@@ -102,8 +102,13 @@ class FakeApiServer:
             queue.put_nowait(item)
 
     def bookmark(self, plural: str) -> None:
-        self.send(plural, {"type": "BOOKMARK", "object": {
-            "kind": "Bookmark", "metadata": {"resourceVersion": str(self.rv)}}})
+        self.send(
+            plural,
+            {
+                "type": "BOOKMARK",
+                "object": {"kind": "Bookmark", "metadata": {"resourceVersion": str(self.rv)}},
+            },
+        )
 
     def count(self, plural: str, verb: str) -> int:
         return sum(1 for p, v, _ in self.requests if (p, v) == (plural, verb))
@@ -131,28 +136,35 @@ class FakeApiServer:
                 return web.json_response({"code": 401, "message": "Unauthorized"}, status=401)
             if self.faults[(plural, verb)]:
                 fault = self.faults[(plural, verb)].popleft()
-                return web.json_response(fault.body or {"code": fault.status},
-                                         status=fault.status, headers=fault.headers)
+                return web.json_response(
+                    fault.body or {"code": fault.status}, status=fault.status, headers=fault.headers
+                )
             if verb == "list":
                 return self._list(plural, request)
             return await self._watch(plural, request)
+
         return handle
 
     def _selected(self, plural: str, request: web.Request) -> list[dict[str, Any]]:
         ns = request.match_info.get("ns")
-        items = [o for o in self.objects[plural].values()
-                 if ns is None or o["metadata"]["namespace"] == ns]
+        items = [
+            o
+            for o in self.objects[plural].values()
+            if ns is None or o["metadata"]["namespace"] == ns
+        ]
         for clause in filter(None, request.query.get("fieldSelector", "").split(",")):
             key, _, value = clause.partition("!=")
             assert key == "metadata.namespace", clause
             items = [o for o in items if o["metadata"]["namespace"] != value]
-        return sorted(items, key=lambda o: (o["metadata"]["namespace"], o["metadata"].get("name", "")))
+        return sorted(
+            items, key=lambda o: (o["metadata"]["namespace"], o["metadata"].get("name", ""))
+        )
 
     def _list(self, plural: str, request: web.Request) -> web.Response:
         items = self._selected(plural, request)
         limit = int(request.query.get("limit", "0")) or len(items) or 1
         start = int(request.query.get("continue") or 0)
-        page = items[start:start + limit]
+        page = items[start : start + limit]
         meta: dict[str, Any] = {"resourceVersion": str(self.rv)}
         if start + limit < len(items):
             meta["continue"] = str(start + limit)
@@ -192,7 +204,9 @@ class FakeApiServer:
 
 def kubeconfig(url: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "fake",
         "clusters": [{"name": "fake", "cluster": {"server": url}}],
         "users": [{"name": "u", "user": {"token": "test-token"}}],
         "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
@@ -200,7 +214,12 @@ def kubeconfig(url: str) -> dict[str, Any]:
 
 
 def job(name: str, namespace: str = "default", **status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": namespace,
-                         "creationTimestamp": "2026-01-01T00:00:00Z"},
-            "spec": {"completions": 1, "parallelism": 1, "backoffLimit": 6},
-            "status": status}
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"completions": 1, "parallelism": 1, "backoffLimit": 6},
+        "status": status,
+    }

@@ -31,9 +31,7 @@ class Sleeps:
 
 
 @pytest.fixture
-async def run_watcher(
-    connection: Connection, health: Health
-) -> AsyncIterator[Callable[..., Any]]:
+async def run_watcher(connection: Connection, health: Health) -> AsyncIterator[Callable[..., Any]]:
     tasks: list[asyncio.Task[None]] = []
     sessions = []
 
@@ -41,8 +39,9 @@ async def run_watcher(
         session = connection.session()
         sessions.append(session)
         kw.setdefault("page_size", 3)
-        watcher = Watcher(resource, cache, session=session, connection=connection,
-                          health=health, **kw)
+        watcher = Watcher(
+            resource, cache, session=session, connection=connection, health=health, **kw
+        )
         tasks.append(asyncio.create_task(watcher.run()))
         return watcher
 
@@ -120,8 +119,18 @@ async def test_410_relists_and_deletes_what_vanished_in_the_gap(
     if how == "http-status":
         fake_api.send("jobs", CLOSE)  # re-watch from an old version -> HTTP 410
     else:
-        fake_api.send("jobs", {"type": "ERROR", "object": {
-            "kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}})
+        fake_api.send(
+            "jobs",
+            {
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status",
+                    "code": 410,
+                    "reason": "Expired",
+                    "message": "too old",
+                },
+            },
+        )
 
     await recorder.wait_for(lambda: "gone" in recorder.deleted())
     assert names(cache) == {"keep"}
@@ -146,6 +155,7 @@ async def test_expired_continue_token_restarts_the_list(
         calls["n"] += 1
         if calls["n"] == 2:
             from aiohttp import web
+
             return web.json_response({"code": 410, "reason": "Expired"}, status=410)
         return original(plural, request)
 
@@ -209,7 +219,10 @@ async def test_large_object_split_over_many_chunks(
 
 
 async def test_oversized_line_is_dropped_and_the_watch_reopened(
-    fake_api: FakeApiServer, run_watcher: Any, recorder: Recorder, health: Health,
+    fake_api: FakeApiServer,
+    run_watcher: Any,
+    recorder: Recorder,
+    health: Health,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("exporter.watching.MAX_LINE_BYTES", 1000)
@@ -225,8 +238,9 @@ async def test_oversized_line_is_dropped_and_the_watch_reopened(
 async def test_429_waits_for_retry_after(
     fake_api: FakeApiServer, run_watcher: Any, recorder: Recorder, health: Health
 ) -> None:
-    fake_api.fail_next("jobs", "list", Fault(429, {"Retry-After": "7"}),
-                       Fault(429, {"Retry-After": "2"}))
+    fake_api.fail_next(
+        "jobs", "list", Fault(429, {"Retry-After": "7"}), Fault(429, {"Retry-After": "2"})
+    )
     fake_api.add("jobs", job("a"))
     sleeps = Sleeps()
     cache = cache_with(recorder, health, project_job)
@@ -257,11 +271,19 @@ async def test_500_storm_backs_off_exponentially_with_a_cap(
 
 
 async def test_permission_denied_is_reported_in_words_and_recovers(
-    fake_api: FakeApiServer, run_watcher: Any, recorder: Recorder, health: Health,
+    fake_api: FakeApiServer,
+    run_watcher: Any,
+    recorder: Recorder,
+    health: Health,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fake_api.fail_next("jobs", "list", Fault(403, body={
-        "message": 'jobs.batch is forbidden: User "x" cannot list resource "jobs"'}))
+    fake_api.fail_next(
+        "jobs",
+        "list",
+        Fault(
+            403, body={"message": 'jobs.batch is forbidden: User "x" cannot list resource "jobs"'}
+        ),
+    )
     fake_api.fail_next("jobs", "watch", Fault(403, body={"message": "forbidden"}))
     sleeps = Sleeps()
     cache = cache_with(recorder, health, project_job)

@@ -1,0 +1,144 @@
+"""Exposition text, rendered once per object change and concatenated per scrape.
+
+This is kube-state-metrics' store pattern: a metric family is declared once as data
+(:class:`Family`: name, help, type and the function that computes its samples from a record),
+and :class:`RenderedFamilies` keeps, for each family, the already-escaped text lines of every
+object keyed by UID. A scrape is then a ``b"".join`` per family; no label is escaped or sorted
+at scrape time, which keeps a 100k-series scrape in milliseconds instead of the ~0.6 s that
+client_python's ``generate_latest`` needs.
+
+Families whose value depends on the clock (``*_running_seconds``) are :class:`LiveFamily`: they
+render at scrape time, but only for the records their ``applies`` predicate keeps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from exporter.caching import Record
+
+Labels = tuple[tuple[str, str], ...]
+Sample = tuple[Labels, float]
+"""Labels beyond the object's identity labels, and the value."""
+
+R = TypeVar("R", bound=Record)
+
+
+def escape_label_value(value: str) -> str:
+    r"""Escape a label value for the text formats: backslash, double quote, newline."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def format_value(value: float) -> str:
+    """Format a sample value as Prometheus expects (integers without a fraction)."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+def format_labels(labels: Labels) -> str:
+    """Render ``{a="x",b="y"}`` (empty string when there are no labels)."""
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels) + "}"
+
+
+def header(name: str, help_text: str, kind: str) -> bytes:
+    """The ``# HELP`` and ``# TYPE`` lines of a family."""
+    doc = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {doc}\n# TYPE {name} {kind}\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Family(Generic[R]):
+    """A metric family computed from one record; rendered when the record changes."""
+
+    name: str
+    help: str
+    type: str
+    generate: Callable[[R], Iterable[Sample]]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFamily(Generic[R]):
+    """A family whose value depends on the scrape time; rendered at scrape."""
+
+    name: str
+    help: str
+    type: str
+    generate: Callable[[R, float], Iterable[Sample]]
+    applies: Callable[[R], bool]
+    """Whether a record can produce samples at all; others are not visited at scrape."""
+
+
+def render(name: str, identity: Labels, samples: Iterable[Sample]) -> bytes:
+    """Render samples of one family for one object into exposition lines."""
+    return "".join(
+        f"{name}{format_labels(identity + extra)} {format_value(value)}\n"
+        for extra, value in samples
+    ).encode()
+
+
+class RenderedFamilies(Generic[R]):
+    """Pre-rendered lines per family and object; a cache subscriber and a scrape writer."""
+
+    def __init__(
+        self,
+        families: Sequence[Family[R]],
+        live: Sequence[LiveFamily[R]],
+        identity: Callable[[R], Labels],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._families = tuple(families)
+        self._live = tuple(live)
+        self._identity = identity
+        self._clock = clock
+        self._headers = [header(f.name, f.help, f.type) for f in families]
+        self._headers += [header(f.name, f.help, f.type) for f in live]
+        self._lines: list[dict[str, bytes]] = [{} for _ in families]
+        self._live_records: dict[str, R] = {}
+
+    def changed(self, old: R | None, new: R | None) -> None:
+        """Re-render an object's families (or drop them when it was deleted)."""
+        if new is None:
+            if old is not None:
+                for lines in self._lines:
+                    lines.pop(old.uid, None)
+                self._live_records.pop(old.uid, None)
+            return
+        identity = self._identity(new)
+        for family, lines in zip(self._families, self._lines, strict=True):
+            text = render(family.name, identity, family.generate(new))
+            if text:
+                lines[new.uid] = text
+            else:
+                lines.pop(new.uid, None)
+        if any(f.applies(new) for f in self._live):
+            self._live_records[new.uid] = new
+        else:
+            self._live_records.pop(new.uid, None)
+
+    def write(self, out: list[bytes]) -> None:
+        """Append every family (header, then each object's lines) to ``out``."""
+        for head, lines in zip(self._headers, self._lines, strict=False):
+            out.append(head)
+            out.append(b"".join(lines.values()))
+        if not self._live:
+            return
+        now = self._clock()
+        for head, family in zip(self._headers[len(self._families) :], self._live, strict=True):
+            out.append(head)
+            out.extend(
+                render(family.name, self._identity(record), family.generate(record, now))
+                for record in self._live_records.values()
+                if family.applies(record)
+            )

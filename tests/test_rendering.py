@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import math
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.rendering import escape_label_value, format_labels, format_value, render
+
+
+def test_label_values_escape_quotes_backslashes_and_newlines() -> None:
+    hostile = 'a"b\\c\nd'
+    assert escape_label_value(hostile) == 'a\\"b\\\\c\\nd'
+    text = "# TYPE m gauge\n" + render("m", (("name", hostile),), [((), 1.0)]).decode()
+    (family,) = text_string_to_metric_families(text)
+    assert family.samples[0].labels == {"name": hostile}  # round-trips through a real parser
+
+
+def test_values_are_formatted_as_prometheus_expects() -> None:
+    assert [format_value(v) for v in (3.0, 0.25, math.nan, math.inf, -math.inf, 1.7e9)] == [
+        "3",
+        "0.25",
+        "NaN",
+        "+Inf",
+        "-Inf",
+        "1700000000",
+    ]
+
+
+def test_no_labels_renders_a_bare_name() -> None:
+    assert format_labels(()) == ""
+    assert render("m", (), [((), 2.0)]) == b"m 2\n"
