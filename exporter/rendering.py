@@ -70,14 +70,17 @@ class Family(Generic[R]):
 
 @dataclass(frozen=True, slots=True)
 class LiveFamily(Generic[R]):
-    """A family whose value depends on the scrape time; rendered at scrape."""
+    """A one-series-per-object family whose value depends on the scrape time.
+
+    Its label set is rendered when the record changes; a scrape only formats the value, and
+    only for the records ``applies`` keeps (for example the Jobs still running).
+    """
 
     name: str
     help: str
     type: str
-    generate: Callable[[R, float], Iterable[Sample]]
+    value: Callable[[R, float], float]
     applies: Callable[[R], bool]
-    """Whether a record can produce samples at all; others are not visited at scrape."""
 
 
 def render(name: str, identity: Labels, samples: Iterable[Sample]) -> bytes:
@@ -103,9 +106,10 @@ class RenderedFamilies(Generic[R]):
         self._identity = identity
         self._clock = clock
         self._headers = [header(f.name, f.help, f.type) for f in families]
-        self._headers += [header(f.name, f.help, f.type) for f in live]
+        self._live_headers = [header(f.name, f.help, f.type) for f in live]
         self._lines: list[dict[str, bytes]] = [{} for _ in families]
-        self._live_records: dict[str, R] = {}
+        self._live_lines: list[dict[str, tuple[bytes, R]]] = [{} for _ in live]
+        """Per live family: UID -> (``name{labels} `` prefix, record)."""
 
     def changed(self, old: R | None, new: R | None) -> None:
         """Re-render an object's families (or drop them when it was deleted)."""
@@ -113,7 +117,8 @@ class RenderedFamilies(Generic[R]):
             if old is not None:
                 for lines in self._lines:
                     lines.pop(old.uid, None)
-                self._live_records.pop(old.uid, None)
+                for live in self._live_lines:
+                    live.pop(old.uid, None)
             return
         identity = self._identity(new)
         for family, lines in zip(self._families, self._lines, strict=True):
@@ -122,23 +127,26 @@ class RenderedFamilies(Generic[R]):
                 lines[new.uid] = text
             else:
                 lines.pop(new.uid, None)
-        if any(f.applies(new) for f in self._live):
-            self._live_records[new.uid] = new
-        else:
-            self._live_records.pop(new.uid, None)
+        for live_family, live in zip(self._live, self._live_lines, strict=True):
+            if live_family.applies(new):
+                live[new.uid] = (f"{live_family.name}{format_labels(identity)} ".encode(), new)
+            else:
+                live.pop(new.uid, None)
 
     def write(self, out: list[bytes]) -> None:
         """Append every family (header, then each object's lines) to ``out``."""
-        for head, lines in zip(self._headers, self._lines, strict=False):
+        for head, lines in zip(self._headers, self._lines, strict=True):
             out.append(head)
             out.append(b"".join(lines.values()))
-        if not self._live:
-            return
         now = self._clock()
-        for head, family in zip(self._headers[len(self._families) :], self._live, strict=True):
+        for head, family, live in zip(
+            self._live_headers, self._live, self._live_lines, strict=True
+        ):
             out.append(head)
-            out.extend(
-                render(family.name, self._identity(record), family.generate(record, now))
-                for record in self._live_records.values()
-                if family.applies(record)
+            value = family.value
+            out.append(
+                b"".join(
+                    prefix + format_value(value(record, now)).encode() + b"\n"
+                    for prefix, record in live.values()
+                )
             )

@@ -59,8 +59,8 @@ def _job_state(job: Job) -> Iterable[Sample]:
     return [((("state", s),), 1.0 if s == current else 0.0) for s in JOB_STATES]
 
 
-def _running_seconds(job: Job, now: float) -> Iterable[Sample]:
-    return _value(max(0.0, now - job.started) if job.started is not None else None)
+def _running_seconds(job: Job, now: float) -> float:
+    return max(0.0, now - (job.started or now))
 
 
 P = "kube_batch_job_"

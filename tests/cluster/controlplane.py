@@ -28,10 +28,16 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 STAGES = HERE / "stages.yaml"
-CONTROLLERS = ",".join([
-    "job-controller", "cronjob-controller", "ttl-after-finished-controller",
-    "garbage-collector-controller", "serviceaccount-controller", "namespace-controller",
-])
+CONTROLLERS = ",".join(
+    [
+        "job-controller",
+        "cronjob-controller",
+        "ttl-after-finished-controller",
+        "garbage-collector-controller",
+        "serviceaccount-controller",
+        "namespace-controller",
+    ]
+)
 
 
 def log(message: str) -> None:
@@ -40,8 +46,9 @@ def log(message: str) -> None:
 
 def build() -> Path:
     """Build (or find cached) binaries; return their directory."""
-    out = subprocess.run(["bash", str(HERE / "build.sh")], check=True, stdout=subprocess.PIPE,
-                         text=True)
+    out = subprocess.run(
+        ["bash", str(HERE / "build.sh")], check=True, stdout=subprocess.PIPE, text=True
+    )
     return Path(out.stdout.strip().splitlines()[-1])
 
 
@@ -51,15 +58,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float,
-               procs: list[subprocess.Popen[bytes]], logs: Path) -> None:
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    procs: list[subprocess.Popen[bytes]],
+    logs: Path,
+) -> None:
     """Poll a readiness check; fail fast with the log tail if a process died meanwhile."""
     deadline = time.monotonic() + timeout
     while True:
         for proc in procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} while waiting "
-                                   f"for {what}; see {logs}")
+                raise RuntimeError(
+                    f"{proc.args[0]} exited with {proc.returncode} while waiting "
+                    f"for {what}; see {logs}"
+                )
         try:
             if check():
                 return
@@ -89,30 +103,84 @@ class LocalCluster:
 
     def _make_pki(self) -> None:
         self.pki.mkdir(parents=True, exist_ok=True)
-        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-                      "-subj", "/CN=kbe-test-ca", "-keyout", "ca.key", "-out", "ca.crt")
+        self._openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=kbe-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        )
         sans = "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc"
         (self.pki / "san.ext").write_text(sans + "\n")
-        for name, subject, ext in (("apiserver", "/CN=kube-apiserver", ["-extfile", "san.ext"]),
-                                   ("admin", "/O=system:masters/CN=kbe-admin", [])):
-            self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
-                          "-keyout", f"{name}.key", "-out", f"{name}.csr")
-            self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey",
-                          "ca.key", "-CAcreateserial", "-days", "365", "-out", f"{name}.crt",
-                          *ext)
+        for name, subject, ext in (
+            ("apiserver", "/CN=kube-apiserver", ["-extfile", "san.ext"]),
+            ("admin", "/O=system:masters/CN=kbe-admin", []),
+        ):
+            self._openssl(
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                subject,
+                "-keyout",
+                f"{name}.key",
+                "-out",
+                f"{name}.csr",
+            )
+            self._openssl(
+                "x509",
+                "-req",
+                "-in",
+                f"{name}.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "365",
+                "-out",
+                f"{name}.crt",
+                *ext,
+            )
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
 
     def _write_kubeconfig(self) -> None:
         doc = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "kbe-local",
-            "clusters": [{"name": "kbe-local", "cluster": {
-                "server": self.server, "certificate-authority": str(self.pki / "ca.crt")}}],
-            "users": [{"name": "admin", "user": {
-                "client-certificate": str(self.pki / "admin.crt"),
-                "client-key": str(self.pki / "admin.key")}}],
-            "contexts": [{"name": "kbe-local", "context": {"cluster": "kbe-local",
-                                                          "user": "admin"}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "kbe-local",
+            "clusters": [
+                {
+                    "name": "kbe-local",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority": str(self.pki / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {
+                        "client-certificate": str(self.pki / "admin.crt"),
+                        "client-key": str(self.pki / "admin.key"),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "kbe-local", "context": {"cluster": "kbe-local", "user": "admin"}}
+            ],
         }
         self.kubeconfig.write_text(json.dumps(doc, indent=2))
 
@@ -125,8 +193,12 @@ class LocalCluster:
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One admin request to the apiserver; returns the decoded JSON body."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, context=self._ssl(), timeout=10) as resp:
             return json.loads(resp.read() or b"null")
 
@@ -134,8 +206,12 @@ class LocalCluster:
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
         out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the child
-        proc = subprocess.Popen([str(self.bin / name), *args], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(self.bin / name), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         with open(self.dir / "pids", "a") as pids:
             pids.write(f"{proc.pid} {name}\n")
@@ -155,50 +231,94 @@ class LocalCluster:
         except BaseException:
             self.stop()
             raise
-        log(f"control plane ready in {time.monotonic() - started:.1f}s at {self.server} "
-            f"(kubeconfig {self.kubeconfig})")
+        log(
+            f"control plane ready in {time.monotonic() - started:.1f}s at {self.server} "
+            f"(kubeconfig {self.kubeconfig})"
+        )
 
     def _start_processes(self, etcd_port: int, peer_port: int, api_port: int) -> None:
         etcd_url = f"http://127.0.0.1:{etcd_port}"
-        self._spawn("etcd", "--data-dir", str(self.dir / "etcd"), "--name", "kbe",
-                    "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-                    "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-                    "--initial-cluster", f"kbe=http://127.0.0.1:{peer_port}",
-                    "--unsafe-no-fsync", "--log-level", "warn")
+        self._spawn(
+            "etcd",
+            "--data-dir",
+            str(self.dir / "etcd"),
+            "--name",
+            "kbe",
+            "--listen-client-urls",
+            etcd_url,
+            "--advertise-client-urls",
+            etcd_url,
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster",
+            f"kbe=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
+        )
         wait_until("etcd", lambda: _http_ok(etcd_url + "/health"), 30, self.procs, self.logs)
         log("etcd ready")
         p = self.pki
-        self._spawn("kube-apiserver",
-                    f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
-                    f"--secure-port={api_port}", "--advertise-address=127.0.0.1",
-                    f"--tls-cert-file={p / 'apiserver.crt'}",
-                    f"--tls-private-key-file={p / 'apiserver.key'}",
-                    f"--client-ca-file={p / 'ca.crt'}",
-                    "--service-account-issuer=https://kubernetes.default.svc",
-                    f"--service-account-key-file={p / 'sa.pub'}",
-                    f"--service-account-signing-key-file={p / 'sa.key'}",
-                    "--service-cluster-ip-range=10.96.0.0/16",
-                    "--authorization-mode=RBAC", "--endpoint-reconciler-type=none",
-                    "--profiling=false", f"--cert-dir={self.dir / 'apiserver-certs'}")
+        self._spawn(
+            "kube-apiserver",
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={api_port}",
+            "--advertise-address=127.0.0.1",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=RBAC",
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            f"--cert-dir={self.dir / 'apiserver-certs'}",
+        )
         wait_until("kube-apiserver", lambda: self._readyz(), 120, self.procs, self.logs)
         log("kube-apiserver ready")
-        self._spawn("kube-controller-manager", f"--kubeconfig={self.kubeconfig}",
-                    "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
-                    f"--controllers={CONTROLLERS}")
-        wait_until("kube-controller-manager (default ServiceAccount)",
-                   lambda: bool(self.api("GET", "/api/v1/namespaces/default/serviceaccounts/"
-                                                "default")),
-                   120, self.procs, self.logs)
+        self._spawn(
+            "kube-controller-manager",
+            f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            f"--controllers={CONTROLLERS}",
+        )
+        wait_until(
+            "kube-controller-manager (default ServiceAccount)",
+            lambda: bool(self.api("GET", "/api/v1/namespaces/default/serviceaccounts/default")),
+            120,
+            self.procs,
+            self.logs,
+        )
         log("kube-controller-manager ready")
-        self._spawn("kwok", f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=true",
-                    f"--config={STAGES}", "--cidr=10.244.0.0/16",
-                    f"--server-address=127.0.0.1:{free_port()}")
+        self._spawn(
+            "kwok",
+            f"--kubeconfig={self.kubeconfig}",
+            "--manage-all-nodes=true",
+            f"--config={STAGES}",
+            "--cidr=10.244.0.0/16",
+            f"--server-address=127.0.0.1:{free_port()}",
+        )
         for node in self.nodes:
-            self.api("POST", "/api/v1/nodes", {
-                "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": node, "labels": {"type": "kwok"},
-                             "annotations": {"kwok.x-k8s.io/node": "fake"}}})
+            self.api(
+                "POST",
+                "/api/v1/nodes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": node,
+                        "labels": {"type": "kwok"},
+                        "annotations": {"kwok.x-k8s.io/node": "fake"},
+                    },
+                },
+            )
         wait_until("kwok nodes", self._nodes_ready, 60, self.procs, self.logs)
         log(f"kwok ready with {len(self.nodes)} nodes")
 
@@ -212,9 +332,14 @@ class LocalCluster:
 
     def _nodes_ready(self) -> bool:
         items = self.api("GET", "/api/v1/nodes")["items"]
-        ready = {n["metadata"]["name"] for n in items
-                 if any(c["type"] == "Ready" and c["status"] == "True"
-                        for c in n.get("status", {}).get("conditions", []))}
+        ready = {
+            n["metadata"]["name"]
+            for n in items
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        }
         return ready >= set(self.nodes)
 
     def stop(self) -> None:

@@ -1,0 +1,56 @@
+# Developer entry points. `make test` is the one CI runs (see .ci/run and README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lint unit e2e control-plane run demo demo-stop e2e-kind bench-micro clean
+
+# The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
+# dependency groups (test, lint, dev).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/pip install --quiet -e . --group dev
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check exporter tests bench demo
+	$(BIN)/ruff format --check exporter tests bench demo
+	$(BIN)/mypy
+
+# Builds etcd, kube-apiserver, kube-controller-manager, kubectl and kwok from Go modules once
+# per version (cold: ~12 min on 2 cores; cached: instant).
+control-plane:
+	bash tests/cluster/build.sh >/dev/null
+
+test: lint control-plane
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not e2e"
+
+e2e: $(STAMP) control-plane
+	$(BIN)/pytest -m e2e
+
+run: $(STAMP)
+	$(BIN)/kube-batch-exporter $(ARGS)
+
+# The e2e suite on a kind cluster, for contributors with Docker (not runnable in our CI).
+e2e-kind: $(STAMP)
+	kind create cluster --name kbe-e2e --kubeconfig $(CURDIR)/.kind-kubeconfig
+	KBE_E2E_KUBECONFIG=$(CURDIR)/.kind-kubeconfig $(BIN)/pytest -m e2e; \
+	  rc=$$?; kind delete cluster --name kbe-e2e; exit $$rc
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .kind-kubeconfig
+
+demo: $(STAMP) control-plane
+	$(BIN)/python -m demo.run
+
+demo-stop: $(STAMP)
+	$(BIN)/python -m tests.cluster.controlplane down .demo
+
+# Memory per object and /metrics build time (figures in docs/performance.md).
+bench-micro: $(STAMP)
+	$(BIN)/python -m bench.micro

@@ -1,0 +1,200 @@
+"""Memory per tracked object and /metrics build time, on synthetic but realistic objects.
+
+Run: ``make bench-micro`` (or ``python -m bench.micro --jobs 6300``). Prints a markdown table;
+the figures in docs/performance.md come from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from exporter.running import build
+from exporter.settings import Settings
+
+
+def job_body(i: int) -> dict[str, Any]:
+    """A CronJob-owned, running Job as the controller creates it."""
+    cron = f"cron-{i % 500}"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": f"{cron}-{29000000 + i}",
+            "namespace": f"team-{i % 40}",
+            "uid": str(uuid.uuid4()),
+            "resourceVersion": str(1000 + i),
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {
+                "batch.kubernetes.io/job-name": f"{cron}-{i}",
+                "app": "etl",
+                "batch.kubernetes.io/controller-uid": str(uuid.uuid4()),
+            },
+            "annotations": {
+                "batch.kubernetes.io/cronjob-scheduled-timestamp": "2026-01-01T00:00:00Z"
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "name": cron,
+                    "uid": str(uuid.uuid4()),
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {
+            "completions": 1,
+            "parallelism": 1,
+            "backoffLimit": 6,
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "registry.example/etl:1.2.3",
+                            "command": ["python", "-m", "etl"],
+                            "env": [{"name": "X", "value": "y"}],
+                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                        }
+                    ]
+                }
+            },
+        },
+        "status": {"startTime": "2026-01-01T00:00:01Z", "active": 1, "ready": 1, "terminating": 0},
+    }
+
+
+def pod_body(i: int) -> dict[str, Any]:
+    """A running Job-owned Pod with one container."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"job-{i}-abcde",
+            "namespace": f"team-{i % 40}",
+            "uid": str(uuid.uuid4()),
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "ownerReferences": [
+                {"kind": "Job", "name": f"job-{i}", "uid": str(uuid.uuid4()), "controller": True}
+            ],
+        },
+        "spec": {"nodeName": "node-1", "containers": [{"name": "main", "image": "etl:1"}]},
+        "status": {
+            "phase": "Running",
+            "startTime": "2026-01-01T00:00:01Z",
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "restartCount": 0,
+                    "ready": True,
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:02Z"}},
+                }
+            ],
+        },
+    }
+
+
+def bytes_per_object(
+    make: Callable[[int], dict[str, Any]], apply: Callable[[Any], None], n: int
+) -> float:
+    """Memory the exporter keeps per object after the raw dicts are gone.
+
+    Tracing starts before the dicts are made, so strings a record shares with its dict (UIDs,
+    names) are counted, and the dicts themselves are freed before the second reading.
+    """
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    bodies = [make(i) for i in range(n)]
+    for body in bodies:
+        apply(body)
+    del bodies  # the cache must not keep the raw dicts
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / n
+
+
+def client_python_seconds(text: bytes) -> float:
+    """Time client_python's exposition of the same series (the approach we avoid)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = []
+    for parsed in text_string_to_metric_families(text.decode()):
+        if not parsed.name.startswith("kube_batch_job"):
+            continue
+        labels = sorted(parsed.samples[0].labels) if parsed.samples else []
+        family = GaugeMetricFamily(parsed.name, parsed.documentation, labels=labels)
+        for sample in parsed.samples:
+            family.add_metric([sample.labels[k] for k in labels], sample.value)
+        families.append(family)
+
+    class Fixed:
+        def collect(self) -> Any:
+            return iter(families)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Fixed())  # type: ignore[arg-type]
+    started = time.perf_counter()
+    generate_latest(registry)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=6300, help="~16 series per active Job")
+    parser.add_argument("--scrapes", type=int, default=30)
+    args = parser.parse_args()
+
+    exporter = build(Settings())
+    job_bytes = bytes_per_object(job_body, exporter.jobs.upsert, args.jobs)
+    raw_jobs = [job_body(i) for i in range(2000)]
+    pod_bytes = bytes_per_object(pod_body, build(Settings()).pods.upsert, args.jobs)
+
+    text = exporter.service.scrape(False)
+    series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
+    times = []
+    for _ in range(args.scrapes):
+        started = time.perf_counter()
+        exporter.service.scrape(False)
+        times.append(time.perf_counter() - started)
+    baseline = client_python_seconds(text)
+    update = []
+    for body in raw_jobs:
+        started = time.perf_counter()
+        exporter.jobs.upsert(body)
+        update.append(time.perf_counter() - started)
+
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, "
+        f"{args.jobs} active Jobs, {args.scrapes} scrapes\n"
+    )
+    print("| measure | value |\n|---|---|")
+    print(f"| memory per tracked Job (record + rendered lines) | {job_bytes / 1024:.2f} KiB |")
+    print(f"| memory per tracked Pod (record) | {pod_bytes:.0f} B |")
+    print(f"| series in /metrics | {series} |")
+    print(f"| bytes per scrape | {len(text) / 2**20:.1f} MiB |")
+    print(
+        f"| scrape build p50 / max | {statistics.median(times) * 1000:.1f} ms / "
+        f"{max(times) * 1000:.1f} ms |"
+    )
+    print(
+        f"| same series via client_python generate_latest (for comparison) | "
+        f"{baseline * 1000:.0f} ms |"
+    )
+    print(f"| Job add (project + render) p50 | {statistics.median(update) * 1e6:.0f} µs |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""`make demo`: a local cluster with sample workloads and the exporter."""

@@ -1,0 +1,69 @@
+"""Sample batch workloads for the demo, modelled on the Kubernetes Jobs/CronJobs guide.
+
+Pods are bound to a kwok node (the demo cluster has no scheduler) and annotated with how long
+they run and how they exit (see tests/cluster/stages.yaml).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NODE = "kwok-node-0"
+
+
+def _template(run_for: str, exit_code: int = 0, reason: str = "Error") -> dict[str, Any]:
+    annotations = {"kube-batch-exporter.test/run-for": run_for}
+    if exit_code:
+        annotations |= {
+            "kube-batch-exporter.test/exit-code": str(exit_code),
+            "kube-batch-exporter.test/reason": reason,
+        }
+    return {
+        "metadata": {"annotations": annotations},
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox:1.36"}],
+        },
+    }
+
+
+def _cronjob(
+    name: str,
+    schedule: str,
+    template: dict[str, Any],
+    job_spec: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    job = {"template": template, **(job_spec or {})}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {"schedule": schedule, "jobTemplate": {"spec": job}, **spec},
+    }
+
+
+def _job(name: str, template: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": template, **spec},
+    }
+
+
+WORKLOADS: list[dict[str, Any]] = [
+    _cronjob("nightly-backup", "* * * * *", _template("20s")),
+    _cronjob("hourly-sync", "* * * * *", _template("90s"), concurrencyPolicy="Forbid"),
+    _cronjob(
+        "report",
+        "*/2 * * * *",
+        _template("5s", exit_code=1),
+        {"backoffLimit": 1},
+        failedJobsHistoryLimit=3,
+    ),
+    _job("image-resize", _template("2s", exit_code=137, reason="OOMKilled"), backoffLimit=2),
+    _job("shard-index", _template("3s"), completions=5, parallelism=2, completionMode="Indexed"),
+    _job("slow-export", _template("10m"), activeDeadlineSeconds=30),
+]
