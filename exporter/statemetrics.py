@@ -63,76 +63,75 @@ def _running_seconds(job: Job, now: float) -> float:
     return max(0.0, now - (job.started or now))
 
 
-P = "kube_batch_job_"
 JOB_FAMILIES: tuple[Family[Job], ...] = (
     Family(
-        P + "state",
+        "kube_batch_job_state",
         "One-hot state of the Job: pending, running, succeeded, failed, suspended.",
         "gauge",
         _job_state,
     ),
     Family(
-        P + "status_active",
+        "kube_batch_job_status_active",
         "Pending or running pods of the Job (status.active).",
         "gauge",
         _field(lambda j: j.active),
     ),
     Family(
-        P + "status_ready",
+        "kube_batch_job_status_ready",
         "Ready pods of the Job (status.ready).",
         "gauge",
         _field(lambda j: j.ready),
     ),
     Family(
-        P + "status_succeeded",
+        "kube_batch_job_status_succeeded",
         "Pods of the Job that succeeded (status.succeeded).",
         "gauge",
         _field(lambda j: j.succeeded),
     ),
     Family(
-        P + "status_failed",
+        "kube_batch_job_status_failed",
         "Pods of the Job that failed (status.failed).",
         "gauge",
         _field(lambda j: j.failed),
     ),
     Family(
-        P + "status_terminating",
+        "kube_batch_job_status_terminating",
         "Pods of the Job being terminated (status.terminating).",
         "gauge",
         _field(lambda j: j.terminating),
     ),
     Family(
-        P + "spec_completions",
+        "kube_batch_job_spec_completions",
         "Desired successful pods (spec.completions).",
         "gauge",
         _field(lambda j: j.completions),
     ),
     Family(
-        P + "spec_parallelism",
+        "kube_batch_job_spec_parallelism",
         "Maximum pods running at once (spec.parallelism).",
         "gauge",
         _field(lambda j: j.parallelism),
     ),
     Family(
-        P + "spec_backoff_limit",
+        "kube_batch_job_spec_backoff_limit",
         "Retries before the Job fails (spec.backoffLimit).",
         "gauge",
         _field(lambda j: j.backoff_limit),
     ),
     Family(
-        P + "spec_active_deadline_seconds",
+        "kube_batch_job_spec_active_deadline_seconds",
         "Deadline of the Job (activeDeadlineSeconds).",
         "gauge",
         _field(lambda j: j.active_deadline),
     ),
     Family(
-        P + "start_timestamp_seconds",
+        "kube_batch_job_start_timestamp_seconds",
         "When the Job started (status.startTime).",
         "gauge",
         _field(lambda j: j.started),
     ),
     Family(
-        P + "end_timestamp_seconds",
+        "kube_batch_job_end_timestamp_seconds",
         "When the Job finished: completionTime, or the Failed condition's lastTransitionTime.",
         "gauge",
         _field(lambda j: j.end),
@@ -140,7 +139,7 @@ JOB_FAMILIES: tuple[Family[Job], ...] = (
 )
 JOB_LIVE_FAMILIES: tuple[LiveFamily[Job], ...] = (
     LiveFamily(
-        P + "running_seconds",
+        "kube_batch_job_running_seconds",
         "Seconds since status.startTime while the Job is active.",
         "gauge",
         _running_seconds,
@@ -148,10 +147,9 @@ JOB_LIVE_FAMILIES: tuple[LiveFamily[Job], ...] = (
     ),
 )
 
-C = "kube_batch_cronjob_"
 CRONJOB_FAMILIES: tuple[Family[CronJob], ...] = (
     Family(
-        C + "info",
+        "kube_batch_cronjob_info",
         "One series per CronJob with its schedule, time zone (empty when unset) "
         "and concurrency policy.",
         "gauge",
@@ -167,31 +165,31 @@ CRONJOB_FAMILIES: tuple[Family[CronJob], ...] = (
         ],
     ),
     Family(
-        C + "suspended",
+        "kube_batch_cronjob_suspended",
         "1 when spec.suspend is true.",
         "gauge",
         lambda cj: [((), 1.0 if cj.suspended else 0.0)],
     ),
     Family(
-        C + "active_jobs",
+        "kube_batch_cronjob_active_jobs",
         "Jobs of the CronJob that are running (len(status.active)).",
         "gauge",
         _cj_field(lambda cj: cj.active),
     ),
     Family(
-        C + "last_schedule_timestamp_seconds",
+        "kube_batch_cronjob_last_schedule_timestamp_seconds",
         "Slot of the last Job the controller created (status.lastScheduleTime).",
         "gauge",
         _cj_field(lambda cj: cj.last_schedule),
     ),
     Family(
-        C + "last_success_timestamp_seconds",
+        "kube_batch_cronjob_last_success_timestamp_seconds",
         "Latest successful completion (status.lastSuccessfulTime).",
         "gauge",
         _cj_field(lambda cj: cj.last_successful),
     ),
     Family(
-        C + "starting_deadline_seconds",
+        "kube_batch_cronjob_starting_deadline_seconds",
         "spec.startingDeadlineSeconds, when set.",
         "gauge",
         _cj_field(lambda cj: cj.starting_deadline),
@@ -216,7 +214,7 @@ class RetainedJobs:
     count follows history limits and TTL deletions as they happen.
     """
 
-    NAME = P + "finished_retained"
+    NAME = "kube_batch_job_finished_retained"
     HEADER = header(NAME, "Finished Jobs still stored in the cluster, per owner.", "gauge")
 
     def __init__(self) -> None:

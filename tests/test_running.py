@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -85,26 +86,9 @@ class Exporter:
         return [s.labels for s in fams[name].samples] if name in fams else []
 
 
-@pytest.fixture
-async def exporter(fake_api: FakeApiServer, kubeconfig_path: Path) -> AsyncIterator[Exporter]:
-    port = free_port()
-    settings = parse_settings(
-        ["--kubeconfig", str(kubeconfig_path), "--listen", f"127.0.0.1:{port}"], environ={}
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
-    await fake_api.changed.wait_for(
-        lambda: all(fake_api.open_streams(r) for r in ("jobs", "cronjobs", "pods"))
-    )
-    yield Exporter(f"http://127.0.0.1:{port}")
-    stop.set()
-    assert await asyncio.wait_for(task, 5) == 0
-
-
-async def test_serves_every_state_family_with_correct_values(
-    fake_api: FakeApiServer, kubeconfig_path: Path
-) -> None:
-    populate(fake_api)
+@contextlib.asynccontextmanager
+async def running_exporter(kubeconfig_path: Path) -> AsyncIterator[Exporter]:
+    """The exporter served in-process on a free port; it must stop cleanly within 5 s."""
     port = free_port()
     settings = parse_settings(
         ["--kubeconfig", str(kubeconfig_path), "--listen", f"127.0.0.1:{port}"], environ={}
@@ -112,10 +96,29 @@ async def test_serves_every_state_family_with_correct_values(
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
     try:
-        await fake_api.changed.wait_for(
-            lambda: all(fake_api.open_streams(r) for r in ("jobs", "cronjobs", "pods"))
-        )
-        exp = Exporter(f"http://127.0.0.1:{port}")
+        yield Exporter(f"http://127.0.0.1:{port}")
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 5) == 0
+
+
+def all_watching(fake: FakeApiServer) -> bool:
+    return all(fake.open_streams(r) for r in ("jobs", "cronjobs", "pods"))
+
+
+@pytest.fixture
+async def exporter(fake_api: FakeApiServer, kubeconfig_path: Path) -> AsyncIterator[Exporter]:
+    async with running_exporter(kubeconfig_path) as exp:
+        await fake_api.changed.wait_for(lambda: all_watching(fake_api))
+        yield exp
+
+
+async def test_serves_every_state_family_with_correct_values(
+    fake_api: FakeApiServer, kubeconfig_path: Path
+) -> None:
+    populate(fake_api)  # before start: the state comes from the paginated LISTs
+    async with running_exporter(kubeconfig_path) as exp:
+        await fake_api.changed.wait_for(lambda: all_watching(fake_api))
         assert (await exp.get("/readyz"))[0] == 200
         fams = await exp.families()
         states = [s for s in fams["kube_batch_job_state"].samples if s.value == 1]
@@ -149,9 +152,6 @@ async def test_serves_every_state_family_with_correct_values(
         }
         assert objects == {"jobs": 10, "cronjobs": 3, "pods": 20}
         assert {s.value for s in fams["kube_batch_exporter_synced"].samples} == {1.0}
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(task, 5) == 0
 
 
 async def test_job_deleted_during_a_forced_410_vanishes(
@@ -203,24 +203,14 @@ async def test_readyz_waits_for_every_resource(
     fake_api: FakeApiServer, kubeconfig_path: Path
 ) -> None:
     fake_api.fail_next("pods", "list", *[Fault(500)] * 3)
-    port = free_port()
-    settings = parse_settings(
-        ["--kubeconfig", str(kubeconfig_path), "--listen", f"127.0.0.1:{port}"], environ={}
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
-    try:
+    async with running_exporter(kubeconfig_path) as exp:
         await fake_api.changed.wait_for(
             lambda: fake_api.open_streams("jobs") == 1 and fake_api.open_streams("cronjobs") == 1
         )
-        exp = Exporter(f"http://127.0.0.1:{port}")
         status, _, text = await exp.get("/readyz")
         assert status == 503 and "pods: waiting for the first full list" in text
         await fake_api.changed.wait_for(lambda: fake_api.open_streams("pods") == 1, timeout=20)
         assert (await exp.get("/readyz"))[0] == 200
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
 
 
 async def test_cli_exits_cleanly_on_sigterm_within_5s(
