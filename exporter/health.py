@@ -50,37 +50,37 @@ class Health(Collector):
         info.add_metric([__version__, platform.python_version()], 1)
         yield info
         yield _counter(
-            "kube_batch_exporter_watch_events",
+            "kube_batch_exporter_watch_events_total",
             "Watch events received, by resource and event type.",
             ["resource", "type"],
             self.watch_events,
         )
         yield _counter(
-            "kube_batch_exporter_watch_restarts",
+            "kube_batch_exporter_watch_restarts_total",
             "Watch streams restarted, by resource and why.",
             ["resource", "reason"],
             self.watch_restarts,
         )
         yield _counter(
-            "kube_batch_exporter_relists",
+            "kube_batch_exporter_relists_total",
             "Full LISTs after the first one (410 Gone or an error).",
             ["resource"],
             {(k,): v for k, v in self.relists.items()},
         )
         yield _counter(
-            "kube_batch_exporter_api_requests",
+            "kube_batch_exporter_api_requests_total",
             "Requests to the Kubernetes API by resource, verb and HTTP code.",
             ["resource", "verb", "code"],
             self.api_requests,
         )
         yield _counter(
-            "kube_batch_exporter_errors",
+            "kube_batch_exporter_errors_total",
             "Problems survived, by kind (bad_line, bad_object, bad_annotation, ...).",
             ["kind"],
             {(k,): v for k, v in self.errors.items()},
         )
         dropped = CounterMetricFamily(
-            "kube_batch_exporter_owners_dropped",
+            "kube_batch_exporter_owners_dropped_total",
             "Owners not tracked because --max-owners was reached.",
         )
         dropped.add_metric([], self.owners_dropped)
