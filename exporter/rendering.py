@@ -22,8 +22,9 @@ from typing import Generic, TypeVar
 from exporter.caching import Record
 
 Labels = tuple[tuple[str, str], ...]
-Sample = tuple[Labels, float]
-"""Labels beyond the object's identity labels, and the value."""
+Sample = tuple[str, Labels, float]
+"""Name suffix (``""``, or ``_bucket``/``_sum``/``_count`` for histograms), labels beyond the
+object's identity labels, and the value."""
 
 R = TypeVar("R", bound=Record)
 
@@ -52,8 +53,14 @@ def format_labels(labels: Labels) -> str:
     return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels) + "}"
 
 
-def header(name: str, help_text: str, kind: str) -> bytes:
-    """The ``# HELP`` and ``# TYPE`` lines of a family."""
+def header(name: str, help_text: str, kind: str, openmetrics: bool = False) -> bytes:
+    """The ``# HELP`` and ``# TYPE`` lines of a family.
+
+    OpenMetrics names a counter family without its ``_total`` suffix (the samples keep it);
+    the classic text format uses the sample name.
+    """
+    if openmetrics and kind == "counter":
+        name = name.removesuffix("_total")
     doc = help_text.replace("\\", "\\\\").replace("\n", "\\n")
     return f"# HELP {name} {doc}\n# TYPE {name} {kind}\n".encode()
 
@@ -86,9 +93,29 @@ class LiveFamily(Generic[R]):
 def render(name: str, identity: Labels, samples: Iterable[Sample]) -> bytes:
     """Render samples of one family for one object into exposition lines."""
     return "".join(
-        f"{name}{format_labels(identity + extra)} {format_value(value)}\n"
-        for extra, value in samples
+        f"{name}{suffix}{format_labels(identity + extra)} {format_value(value)}\n"
+        for suffix, extra, value in samples
     ).encode()
+
+
+def histogram_samples(
+    buckets: Sequence[float], counts: Sequence[int], total: float, labels: Labels = ()
+) -> list[Sample]:
+    """Cumulative ``_bucket`` samples (with ``+Inf``), then ``_sum`` and ``_count``.
+
+    ``counts`` holds one non-cumulative count per bucket plus one for values above the last.
+    """
+    out: list[Sample] = []
+    running = 0
+    for bound, count in zip(buckets, counts, strict=False):
+        running += count
+        # le="1.0" as client_python writes it, so series from both stay one time series
+        out.append(("_bucket", (*labels, ("le", repr(float(bound)))), float(running)))
+    running += counts[-1]
+    out.append(("_bucket", (*labels, ("le", "+Inf")), float(running)))
+    out.append(("_sum", labels, total))
+    out.append(("_count", labels, float(running)))
+    return out
 
 
 class RenderedFamilies(Generic[R]):
@@ -105,7 +132,9 @@ class RenderedFamilies(Generic[R]):
         self._live = tuple(live)
         self._identity = identity
         self._clock = clock
-        self._headers = [header(f.name, f.help, f.type) for f in families]
+        self._headers = {
+            om: [header(f.name, f.help, f.type, om) for f in families] for om in (False, True)
+        }
         self._live_headers = [header(f.name, f.help, f.type) for f in live]
         self._lines: list[dict[str, bytes]] = [{} for _ in families]
         self._live_lines: list[dict[str, tuple[bytes, R]]] = [{} for _ in live]
@@ -133,9 +162,9 @@ class RenderedFamilies(Generic[R]):
             else:
                 live.pop(new.uid, None)
 
-    def write(self, out: list[bytes]) -> None:
+    def write(self, out: list[bytes], openmetrics: bool = False) -> None:
         """Append every family (header, then each object's lines) to ``out``."""
-        for head, lines in zip(self._headers, self._lines, strict=True):
+        for head, lines in zip(self._headers[openmetrics], self._lines, strict=True):
             out.append(head)
             out.append(b"".join(lines.values()))
         now = self._clock()

@@ -27,7 +27,7 @@ OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 class Writer(Protocol):
     """Anything that appends exposition bytes to a scrape."""
 
-    def write(self, out: list[bytes]) -> None:
+    def write(self, out: list[bytes], openmetrics: bool = False) -> None:
         """Append this writer's families to ``out``."""
 
 
@@ -55,7 +55,7 @@ class Service:
         started = time.perf_counter()
         out: list[bytes] = []
         for writer in self._writers:
-            writer.write(out)
+            writer.write(out, openmetrics)
         fmt = openmetrics_format if openmetrics else text_format
         out.append(fmt.generate_latest(self._registry))
         body = b"".join(out)

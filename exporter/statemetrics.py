@@ -43,7 +43,7 @@ def cronjob_identity(cj: CronJob) -> Labels:
 
 
 def _value(v: float | None) -> Iterable[Sample]:
-    return () if v is None else (((), float(v)),)
+    return () if v is None else (("", (), float(v)),)
 
 
 def _field(getter: Callable[[Job], float | None]) -> Callable[[Job], Iterable[Sample]]:
@@ -56,7 +56,7 @@ def _cj_field(getter: Callable[[CronJob], float | None]) -> Callable[[CronJob], 
 
 def _job_state(job: Job) -> Iterable[Sample]:
     current = job.state
-    return [((("state", s),), 1.0 if s == current else 0.0) for s in JOB_STATES]
+    return [("", (("state", s),), 1.0 if s == current else 0.0) for s in JOB_STATES]
 
 
 def _running_seconds(job: Job, now: float) -> float:
@@ -155,6 +155,7 @@ CRONJOB_FAMILIES: tuple[Family[CronJob], ...] = (
         "gauge",
         lambda cj: [
             (
+                "",
                 (
                     ("schedule", cj.schedule),
                     ("timezone", cj.timezone),
@@ -168,7 +169,7 @@ CRONJOB_FAMILIES: tuple[Family[CronJob], ...] = (
         "kube_batch_cronjob_suspended",
         "1 when spec.suspend is true.",
         "gauge",
-        lambda cj: [((), 1.0 if cj.suspended else 0.0)],
+        lambda cj: [("", (), 1.0 if cj.suspended else 0.0)],
     ),
     Family(
         "kube_batch_cronjob_active_jobs",
@@ -229,7 +230,7 @@ class RetainedJobs:
                 if self.counts[key] <= 0:
                     del self.counts[key]
 
-    def write(self, out: list[bytes]) -> None:
+    def write(self, out: list[bytes], openmetrics: bool = False) -> None:
         """Append the family to a scrape."""
         out.append(self.HEADER)
         out.extend(

@@ -4,13 +4,20 @@ import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.rendering import escape_label_value, format_labels, format_value, render
+from exporter.rendering import (
+    escape_label_value,
+    format_labels,
+    format_value,
+    header,
+    histogram_samples,
+    render,
+)
 
 
 def test_label_values_escape_quotes_backslashes_and_newlines() -> None:
     hostile = 'a"b\\c\nd'
     assert escape_label_value(hostile) == 'a\\"b\\\\c\\nd'
-    text = "# TYPE m gauge\n" + render("m", (("name", hostile),), [((), 1.0)]).decode()
+    text = "# TYPE m gauge\n" + render("m", (("name", hostile),), [("", (), 1.0)]).decode()
     (family,) = text_string_to_metric_families(text)
     assert family.samples[0].labels == {"name": hostile}  # round-trips through a real parser
 
@@ -28,4 +35,29 @@ def test_values_are_formatted_as_prometheus_expects() -> None:
 
 def test_no_labels_renders_a_bare_name() -> None:
     assert format_labels(()) == ""
-    assert render("m", (), [((), 2.0)]) == b"m 2\n"
+    assert render("m", (), [("", (), 2.0)]) == b"m 2\n"
+
+
+def test_histogram_samples_are_cumulative_with_inf_sum_and_count() -> None:
+    text = (
+        "# TYPE h histogram\n"
+        + render(
+            "h", (("ns", "a"),), histogram_samples((1.0, 5.0), [2, 0, 1], 12.5, (("result", "ok"),))
+        ).decode()
+    )
+    (family,) = text_string_to_metric_families(text)
+    got = [(s.name, s.labels.get("le"), s.value) for s in family.samples]
+    assert got == [
+        ("h_bucket", "1.0", 2.0),
+        ("h_bucket", "5.0", 2.0),
+        ("h_bucket", "+Inf", 3.0),
+        ("h_sum", None, 12.5),
+        ("h_count", None, 3.0),
+    ]
+
+
+def test_counter_headers_differ_by_format() -> None:
+    assert header("x_total", "h", "counter").endswith(b"# TYPE x_total counter\n")
+    assert header("x_total", "h", "counter", openmetrics=True) == (
+        b"# HELP x h\n# TYPE x counter\n"
+    )
