@@ -53,6 +53,7 @@ class ObjectCache(Generic[R]):
         self._project = project
         self._health = health
         self._subscribers: list[Subscriber[R]] = []
+        self._on_synced: list[Callable[[], None]] = []
         self._pending_scopes = set(scopes)
 
     @property
@@ -63,6 +64,14 @@ class ObjectCache(Generic[R]):
     def subscribe(self, subscriber: Subscriber[R]) -> None:
         """Call ``subscriber(old, new)`` on every change from now on."""
         self._subscribers.append(subscriber)
+
+    def on_synced(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once, right after the first full LIST of every scope.
+
+        Trackers use it to tell objects that existed at start-up (history before we watched)
+        from changes they see happen.
+        """
+        self._on_synced.append(callback)
 
     def upsert(self, raw: RawObject) -> None:
         """Apply an ADDED or MODIFIED object."""
@@ -129,8 +138,12 @@ class ObjectCache(Generic[R]):
         for record in fresh.values():
             self._put(record)
         self._health.objects[self.resource] = len(self.records)
+        was_synced = self.synced
         self._pending_scopes.discard(scope)
         self._health.synced[self.resource] = self.synced
+        if self.synced and not was_synced:
+            for callback in self._on_synced:
+                callback()
         if vanished:
             logger.info(
                 "relist of %s removed %d objects deleted during the gap",

@@ -106,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
         default=",".join(f"{b:g}" for b in DEFAULT_DURATION_BUCKETS),
         help="histogram buckets in seconds (default %(default)s)",
     )
+    add(
+        "--forget-owners-after",
+        metavar="DURATION",
+        type=_duration,
+        default="24h",
+        help="drop the history of owners with no Job and no CronJob for this long "
+        "(default %(default)s)",
+    )
     add("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     add("--log-format", choices=["text", "json"], default="text")
     add(
@@ -163,6 +171,7 @@ def parse_settings(
         max_missed_backfill=ns.max_missed_backfill,
         max_owners=ns.max_owners,
         duration_buckets=ns.duration_buckets,
+        forget_owners_after_seconds=ns.forget_owners_after,
         log_level=ns.log_level,
         log_format=ns.log_format,
         page_size=ns.list_page_size,

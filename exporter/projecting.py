@@ -23,6 +23,19 @@ INSTANTIATE = "cronjob.kubernetes.io/instantiate"
 
 JOB_STATES = ("pending", "running", "succeeded", "failed", "suspended")
 
+THRESHOLD_PREFIX = "kube-batch-exporter/"
+THRESHOLD_KEYS = frozenset(
+    THRESHOLD_PREFIX + key
+    for key in (
+        "max-duration",
+        "max-consecutive-failures",
+        "missed-grace",
+        "max-start-delay",
+        "alerts",
+    )
+)
+"""The only annotations whose values the exporter reads (contract §5)."""
+
 
 class BadObject(ValueError):
     """The object cannot be tracked at all (no UID)."""
@@ -43,6 +56,13 @@ def _int(value: object) -> int | None:
 def _str(value: object) -> str:
     # intern: namespaces, owner names and reasons repeat across thousands of objects
     return sys.intern(value) if isinstance(value, str) else ""
+
+
+def _thresholds(meta: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    annotations = _map(meta.get("annotations"))
+    return tuple(
+        sorted((k, v) for k, v in annotations.items() if k in THRESHOLD_KEYS and isinstance(v, str))
+    )
 
 
 def _meta(raw: RawObject) -> tuple[dict[str, Any], str]:
@@ -87,6 +107,10 @@ class Job:
     active_deadline: int | None
     scheduled: float | None
     """The CronJob slot this Job was created for (annotation), when present."""
+    deleted_at: float | None
+    """``metadata.deletionTimestamp``: set while a foreground deletion is in progress."""
+    thresholds: tuple[tuple[str, str], ...]
+    """Raw values of the §5 threshold annotations, sorted by key (nothing else is kept)."""
 
     @property
     def finished(self) -> bool:
@@ -190,6 +214,8 @@ def project_job(raw: RawObject, family_label: str | None = None) -> Job:
         backoff_limit=_int(spec.get("backoffLimit")),
         active_deadline=_int(spec.get("activeDeadlineSeconds")),
         scheduled=parse_timestamp(_map(meta.get("annotations")).get(SCHEDULED_AT)),
+        deleted_at=parse_timestamp(meta.get("deletionTimestamp")),
+        thresholds=_thresholds(meta),
     )
 
 
@@ -210,6 +236,7 @@ class CronJob:
     last_schedule: float | None
     last_successful: float | None
     starting_deadline: int | None
+    thresholds: tuple[tuple[str, str], ...]
 
 
 def project_cronjob(raw: RawObject) -> CronJob:
@@ -229,6 +256,7 @@ def project_cronjob(raw: RawObject) -> CronJob:
         last_schedule=parse_timestamp(status.get("lastScheduleTime")),
         last_successful=parse_timestamp(status.get("lastSuccessfulTime")),
         starting_deadline=_int(spec.get("startingDeadlineSeconds")),
+        thresholds=_thresholds(meta),
     )
 
 

@@ -26,6 +26,7 @@ from exporter.projecting import CronJob, Job, Pod, project_cronjob, project_job,
 from exporter.serving import Service
 from exporter.settings import Settings
 from exporter.statemetrics import RetainedJobs, cronjob_renderer, job_renderer
+from exporter.tracking import RunTracker
 from exporter.watching import Backoff, Resource, Watcher
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Exporter:
     jobs: ObjectCache[Job]
     cronjobs: ObjectCache[CronJob]
     pods: ObjectCache[Pod]
+    tracker: RunTracker
     service: Service
 
     def watchers(self, session: aiohttp.ClientSession, conn: Connection) -> list[Watcher]:
@@ -94,8 +96,23 @@ def build(settings: Settings) -> Exporter:
     jobs.subscribe(job_metrics.changed)
     jobs.subscribe(retained.changed)
     cronjobs.subscribe(cronjob_metrics.changed)
-    service = Service([cronjob_metrics, job_metrics, retained], health.registry(h), h)
-    return Exporter(settings, h, jobs, cronjobs, pods, service)
+    tracker = RunTracker(
+        h,
+        duration_buckets=settings.duration_buckets,
+        max_owners=settings.max_owners,
+        forget_after=settings.forget_owners_after_seconds,
+    )
+    tracker.follow(jobs, pods, cronjobs)
+    service = Service([cronjob_metrics, job_metrics, retained, tracker], health.registry(h), h)
+    return Exporter(settings, h, jobs, cronjobs, pods, tracker, service)
+
+
+async def _forget_idle_owners(tracker: RunTracker, period: float) -> None:
+    """Once a period, drop run history of owners gone for longer than the retention."""
+    while True:
+        await asyncio.sleep(period)
+        if forgotten := tracker.forget_idle():
+            logger.info("forgot the run history of %d idle owners", forgotten)
 
 
 async def _supervise(name: str, run: Callable[[], Awaitable[None]], h: health.Health) -> None:
@@ -142,6 +159,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
             )
             for w in exporter.watchers(session, conn)
         ]
+        forget = functools.partial(_forget_idle_owners, exporter.tracker, 60.0)
+        tasks.append(asyncio.create_task(_supervise("owner forgetting", forget, exporter.health)))
         await stop.wait()
         logger.info("stopping")
         for task in tasks:

@@ -47,6 +47,8 @@ class Settings:
     max_missed_backfill: int = 100
     max_owners: int = 20000
     duration_buckets: tuple[float, ...] = DEFAULT_DURATION_BUCKETS
+    forget_owners_after_seconds: float = 86400.0
+    """An owner with no Job and no CronJob for this long loses its run history series."""
     log_level: str = "info"
     log_format: str = "text"
     page_size: int = 500

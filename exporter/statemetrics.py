@@ -184,12 +184,6 @@ CRONJOB_FAMILIES: tuple[Family[CronJob], ...] = (
         _cj_field(lambda cj: cj.last_schedule),
     ),
     Family(
-        "kube_batch_cronjob_last_success_timestamp_seconds",
-        "Latest successful completion (status.lastSuccessfulTime).",
-        "gauge",
-        _cj_field(lambda cj: cj.last_successful),
-    ),
-    Family(
         "kube_batch_cronjob_starting_deadline_seconds",
         "spec.startingDeadlineSeconds, when set.",
         "gauge",

@@ -143,7 +143,6 @@ def test_cronjob_families_golden() -> None:
         f"kube_batch_cronjob_suspended{{{cid}}} 0",
         f"kube_batch_cronjob_active_jobs{{{cid}}} 1",
         f"kube_batch_cronjob_last_schedule_timestamp_seconds{{{cid}}} 1767225600",
-        f"kube_batch_cronjob_last_success_timestamp_seconds{{{cid}}} 1767225330",
         f"kube_batch_cronjob_starting_deadline_seconds{{{cid}}} 120",
     ]
 

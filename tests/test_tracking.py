@@ -1,0 +1,432 @@
+"""Run history: each counting rule driven by recorded event sequences through real caches."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.caching import ObjectCache
+from exporter.health import Health
+from exporter.projecting import project_cronjob, project_job, project_pod
+from exporter.tracking import RunTracker
+
+T0 = 1767225600.0  # 2026-01-01T00:00:00Z
+
+
+def ts(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(T0 + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class World:
+    """Caches + tracker, fed the way the watchers feed them."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.health = Health()
+        self.now = T0 + 3600
+        self.jobs: ObjectCache[Any] = ObjectCache("jobs", project_job, self.health)
+        self.pods: ObjectCache[Any] = ObjectCache("pods", project_pod, self.health)
+        self.cronjobs: ObjectCache[Any] = ObjectCache("cronjobs", project_cronjob, self.health)
+        self.tracker = RunTracker(
+            self.health,
+            duration_buckets=kw.get("buckets", (10.0, 60.0, 600.0)),
+            max_owners=kw.get("max_owners", 100),
+            forget_after=kw.get("forget_after", 3600.0),
+            clock=lambda: self.now,
+        )
+        self.tracker.follow(self.jobs, self.pods, self.cronjobs)
+
+    def start(
+        self,
+        jobs: list[dict[str, Any]] = (),
+        pods: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        cronjobs: list[dict[str, Any]] = (),
+    ) -> None:  # type: ignore[assignment]
+        """The first full LISTs of the three resources."""
+        for cache, items in ((self.cronjobs, cronjobs), (self.jobs, jobs), (self.pods, pods)):
+            relist = cache.relist(None)
+            for item in items:
+                relist.add(copy.deepcopy(item))
+            relist.commit()
+
+    def relist_jobs(self, items: list[dict[str, Any]]) -> None:
+        relist = self.jobs.relist(None)
+        for item in items:
+            relist.add(copy.deepcopy(item))
+        relist.commit()
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        out: list[bytes] = []
+        self.tracker.write(out)
+        text = b"".join(out).decode()
+        return {
+            (
+                s.name,
+                tuple(
+                    sorted(
+                        (k, v)
+                        for k, v in s.labels.items()
+                        if k not in ("namespace", "owner_kind", "owner_name")
+                    )
+                ),
+            ): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.metrics().get((name, tuple(sorted(labels.items()))))
+
+
+def job(
+    name: str = "backup-1",
+    uid: str = "j1",
+    owner: str | None = "backup",
+    manual: bool = False,
+    **status: Any,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": uid, "creationTimestamp": ts(0)}
+    if owner:
+        meta["ownerReferences"] = [{"kind": "CronJob", "name": owner, "controller": not manual}]
+    if manual:
+        meta["annotations"] = {"cronjob.kubernetes.io/instantiate": "manual"}
+    return {"metadata": meta, "spec": {}, "status": status}
+
+
+def running(**kw: Any) -> dict[str, Any]:
+    return job(startTime=ts(10), active=1, **kw)
+
+
+def complete(end: float = 70, reason: str = "CompletionsReached", **kw: Any) -> dict[str, Any]:
+    return job(
+        startTime=ts(10),
+        succeeded=1,
+        completionTime=ts(end),
+        conditions=[
+            {
+                "type": "SuccessCriteriaMet",
+                "status": "True",
+                "reason": reason,
+                "lastTransitionTime": ts(end),
+            },
+            {"type": "Complete", "status": "True", "reason": reason, "lastTransitionTime": ts(end)},
+        ],
+        **kw,
+    )
+
+
+def failed(end: float = 130, reason: str = "BackoffLimitExceeded", **kw: Any) -> dict[str, Any]:
+    return job(
+        startTime=ts(10),
+        failed=2,
+        conditions=[
+            {"type": "Failed", "status": "True", "reason": reason, "lastTransitionTime": ts(end)},
+            {
+                "type": "FailureTarget",
+                "status": "True",
+                "reason": reason,
+                "lastTransitionTime": ts(end - 1),
+            },
+        ],
+        **kw,
+    )
+
+
+def pod(
+    uid: str = "p1",
+    job_uid: str = "j1",
+    phase: str = "Running",
+    restarts: int = 0,
+    started: float | None = 5,
+    reason: str = "",
+) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    if started is not None:
+        key = "terminated" if phase in ("Failed", "Succeeded") else "running"
+        state = {
+            key: {
+                "startedAt": ts(started),
+                "reason": reason,
+                "exitCode": 1 if phase == "Failed" else 0,
+            }
+        }
+    return {
+        "metadata": {
+            "name": uid,
+            "namespace": "ns",
+            "uid": uid,
+            "ownerReferences": [{"kind": "Job", "uid": job_uid, "controller": True}],
+        },
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"name": "c", "restartCount": restarts, "state": state}],
+        },
+    }
+
+
+RUN_OK = (
+    "kube_batch_runs_total",
+    (("reason", "CompletionsReached"), ("result", "succeeded"), ("trigger", "schedule")),
+)
+
+
+def test_a_run_is_counted_once_when_it_completes() -> None:
+    w = World()
+    w.start()
+    w.jobs.upsert(running())
+    assert w.metrics().get(RUN_OK) is None
+    w.jobs.upsert(complete())
+    w.jobs.upsert(complete())  # duplicate MODIFIED
+    w.relist_jobs([complete()])  # relist after a 410
+    w.jobs.delete(complete())  # history limit removes it
+    m = w.metrics()
+    assert m[RUN_OK] == 1
+    assert m[("kube_batch_run_duration_seconds_count", (("result", "succeeded"),))] == 1
+    assert m[("kube_batch_run_duration_seconds_sum", (("result", "succeeded"),))] == 60
+    assert (
+        m[("kube_batch_run_duration_seconds_bucket", (("le", "60.0"), ("result", "succeeded")))]
+        == 1
+    )
+    assert m[("kube_batch_last_run_success", ())] == 1
+    assert m[("kube_batch_last_run_timestamp_seconds", ())] == T0 + 70
+    assert m[("kube_batch_last_run_duration_seconds", ())] == 60
+    assert m[("kube_batch_consecutive_failures", ())] == 0
+
+
+def test_interim_condition_alone_is_not_a_finished_run() -> None:
+    w = World()
+    w.start()
+    body = running()
+    body["status"]["conditions"] = [
+        {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"}
+    ]
+    w.jobs.upsert(body)
+    assert w.metrics().get(RUN_OK) is None
+    w.jobs.upsert(complete())
+    assert w.metrics().get(RUN_OK) == 1
+
+
+def test_failed_run_ends_at_the_failed_condition_and_counts_failures_in_a_row() -> None:
+    w = World()
+    w.start()
+    for i, end in enumerate((130, 190)):
+        w.jobs.upsert(running(uid=f"f{i}", name=f"b-{i}"))
+        w.jobs.upsert(failed(end=end, uid=f"f{i}", name=f"b-{i}"))
+    m = w.metrics()
+    assert (
+        m[
+            (
+                "kube_batch_runs_total",
+                (("reason", "BackoffLimitExceeded"), ("result", "failed"), ("trigger", "schedule")),
+            )
+        ]
+        == 2
+    )
+    assert m[("kube_batch_run_duration_seconds_sum", (("result", "failed"),))] == 120 + 180
+    assert m[("kube_batch_consecutive_failures", ())] == 2
+    assert m[("kube_batch_last_run_success", ())] == 0
+    w.jobs.upsert(running(uid="ok", name="b-ok"))
+    w.jobs.upsert(complete(end=300, uid="ok", name="b-ok"))
+    assert w.value("kube_batch_consecutive_failures") == 0
+    assert w.value("kube_batch_last_success_timestamp_seconds") == T0 + 300
+
+
+def test_jobs_finished_before_start_up_feed_last_gauges_only() -> None:
+    w = World()
+    # listed in an arbitrary order; by end time: fail(100), success(200), fail(300)
+    w.start(
+        jobs=[
+            failed(end=300, uid="c", name="c"),
+            complete(end=200, uid="b", name="b"),
+            failed(end=100, uid="a", name="a"),
+        ]
+    )
+    m = w.metrics()
+    assert not [
+        k for k in m if k[0] in ("kube_batch_runs_total", "kube_batch_run_duration_seconds_count")
+    ]
+    assert m[("kube_batch_last_run_timestamp_seconds", ())] == T0 + 300
+    assert m[("kube_batch_last_run_success", ())] == 0
+    assert m[("kube_batch_last_success_timestamp_seconds", ())] == T0 + 200
+    assert m[("kube_batch_consecutive_failures", ())] == 1
+
+
+def test_restart_does_not_count_again() -> None:
+    first = World()
+    first.start(jobs=[running()])
+    first.jobs.upsert(complete())
+    assert first.metrics().get(RUN_OK) == 1
+    second = World()  # the exporter restarted: the Job is still stored, already finished
+    second.start(jobs=[complete()])
+    assert second.metrics().get(RUN_OK) is None
+    assert second.value("kube_batch_last_run_success") == 1
+
+
+def test_a_job_that_finished_and_vanished_within_one_event_is_counted() -> None:
+    w = World()
+    w.start()
+    w.jobs.upsert(running())
+    w.jobs.delete(complete())  # TTL 0: only the DELETED event shows the final state
+    assert w.metrics().get(RUN_OK) == 1
+    assert (
+        w.value(
+            "kube_batch_runs_total",
+            reason="DeletedWhileActive",
+            result="deleted",
+            trigger="schedule",
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason"), [("Replace", "Replaced"), ("Allow", "DeletedWhileActive")]
+)
+def test_deleted_while_active(policy: str, reason: str) -> None:
+    w = World()
+    w.start(
+        cronjobs=[
+            {
+                "metadata": {"name": "backup", "namespace": "ns", "uid": "cj"},
+                "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy},
+            }
+        ]
+    )
+    w.jobs.upsert(running())
+    w.now = T0 + 40
+    w.relist_jobs([])  # deleted while our watch was broken: the relist diff reports it
+    m = w.metrics()
+    assert (
+        m[
+            (
+                "kube_batch_runs_total",
+                (("reason", reason), ("result", "deleted"), ("trigger", "schedule")),
+            )
+        ]
+        == 1
+    )
+    assert m[("kube_batch_run_duration_seconds_sum", (("result", "deleted"),))] == 30
+    assert m[("kube_batch_consecutive_failures", ())] == 0
+
+
+def test_manual_runs_count_for_the_cronjob_and_its_last_success() -> None:
+    w = World()
+    w.start(
+        cronjobs=[
+            {
+                "metadata": {"name": "backup", "namespace": "ns", "uid": "cj"},
+                "spec": {"schedule": "@daily"},
+                "status": {"lastSuccessfulTime": ts(5)},
+            }
+        ]
+    )
+    w.jobs.upsert(running(name="backup-manual-x", manual=True))
+    w.jobs.upsert(complete(end=500, name="backup-manual-x", manual=True))
+    assert (
+        w.value(
+            "kube_batch_runs_total",
+            reason="CompletionsReached",
+            result="succeeded",
+            trigger="manual",
+        )
+        == 1
+    )
+    out: list[bytes] = []
+    w.tracker.cronjob_success.write(out)
+    assert (
+        b'kube_batch_cronjob_last_success_timestamp_seconds{namespace="ns",cronjob="backup"}'
+        b" 1767226100\n" in b"".join(out)
+    )
+
+
+def test_pod_failures_restarts_and_retries() -> None:
+    w = World()
+    w.start(jobs=[running()], pods=[pod("old", phase="Failed", reason="Error")])
+    assert w.value("kube_batch_pod_failures_total", reason="Error") is None  # before start-up
+    for uid in ("p1", "p2"):
+        w.pods.upsert(pod(uid))
+        w.pods.upsert(pod(uid, phase="Failed", reason="OOMKilled"))
+        w.pods.upsert(pod(uid, phase="Failed", reason="OOMKilled"))  # duplicate
+    w.pods.upsert(pod("p3", restarts=2))
+    w.pods.upsert(pod("p3", restarts=3))
+    w.pods.delete(pod("p3", restarts=3))
+    assert w.value("kube_batch_pod_failures_total", reason="OOMKilled") == 2
+    assert w.value("kube_batch_container_restarts_total") == 3
+    w.jobs.upsert(complete())  # status.failed=0 here, so retries are the restarts
+    assert w.value("kube_batch_run_retries_sum") == 3
+    assert w.value("kube_batch_run_retries_bucket", le="3.0") == 1
+
+
+def test_start_delay_is_observed_once_per_run_even_out_of_order() -> None:
+    w = World()
+    w.start()
+    w.pods.upsert(pod("p1", started=None))
+    w.pods.upsert(pod("p1", started=7))  # arrives before its Job: parked
+    assert w.value("kube_batch_run_start_delay_seconds_count") is None
+    w.jobs.upsert(running())
+    w.pods.upsert(pod("p2", started=50))  # a later pod of the same run
+    assert w.value("kube_batch_run_start_delay_seconds_count") == 1
+    assert w.value("kube_batch_run_start_delay_seconds_sum") == 7
+
+
+def test_owner_cap_and_forgetting() -> None:
+    w = World(max_owners=1, forget_after=600)
+    w.start()
+    w.jobs.upsert(running(uid="a", name="a", owner="first"))
+    w.jobs.upsert(running(uid="b", name="b", owner="second"))
+    w.jobs.upsert(running(uid="c", name="c", owner="second"))
+    assert w.health.owners_dropped == 1
+    assert list(w.tracker.histories) == [("ns", "CronJob", "first")]
+    w.jobs.delete(running(uid="a", name="a", owner="first"))
+    assert w.tracker.forget_idle() == 0  # idle from now on
+    w.now += 599
+    assert w.tracker.forget_idle() == 0
+    w.now += 1
+    assert w.tracker.forget_idle() == 1
+    assert w.metrics() == {}
+
+
+def test_thresholds_from_annotations_and_one_warning_per_bad_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = World()
+    cronjob = {
+        "metadata": {
+            "name": "backup",
+            "namespace": "ns",
+            "uid": "cj",
+            "annotations": {
+                "kube-batch-exporter/max-duration": "45m",
+                "kube-batch-exporter/max-consecutive-failures": "three",
+                "kube-batch-exporter/alerts": "off",
+                "unrelated/secret": "hunter2",
+            },
+        },
+        "spec": {"schedule": "@daily"},
+    }
+    w.start(cronjobs=[cronjob])
+    w.cronjobs.upsert({**cronjob, "status": {"active": [{}]}})  # unrelated change
+    m = w.metrics()
+    assert m[("kube_batch_alert_threshold", (("threshold", "max_duration_seconds"),))] == 2700
+    assert m[("kube_batch_alert_threshold", (("threshold", "alerts_off"),))] == 1
+    assert ("kube_batch_alert_threshold", (("threshold", "max_consecutive_failures"),)) not in m
+    assert w.health.errors["bad_annotation"] == 1
+    assert len([r for r in caplog.records if "max-consecutive-failures" in r.getMessage()]) == 1
+    assert "hunter2" not in caplog.text and "three" not in str(m)
+
+
+def test_counters_render_openmetrics_headers() -> None:
+    w = World()
+    w.start()
+    w.jobs.upsert(running())
+    w.jobs.upsert(complete())
+    out: list[bytes] = []
+    w.tracker.write(out, openmetrics=True)
+    text = b"".join(out).decode()
+    assert "# TYPE kube_batch_runs counter" in text
+    assert "# TYPE kube_batch_run_duration_seconds histogram" in text
