@@ -43,10 +43,10 @@ class World:
 
     def start(
         self,
-        jobs: list[dict[str, Any]] = (),
-        pods: list[dict[str, Any]] = (),  # type: ignore[assignment]
-        cronjobs: list[dict[str, Any]] = (),
-    ) -> None:  # type: ignore[assignment]
+        jobs: Sequence[dict[str, Any]] = (),
+        pods: Sequence[dict[str, Any]] = (),
+        cronjobs: Sequence[dict[str, Any]] = (),
+    ) -> None:
         """The first full LISTs of the three resources."""
         for cache, items in ((self.cronjobs, cronjobs), (self.jobs, jobs), (self.pods, pods)):
             relist = cache.relist(None)
