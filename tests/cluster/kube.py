@@ -28,8 +28,14 @@ class Kube:
         tls = _ssl_context(self._config)
         self._ssl = tls if isinstance(tls, ssl.SSLContext) else None
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
         token = self._config.get_api_key_with_prefix("BearerToken")
         if token:
             headers["Authorization"] = token
@@ -50,6 +56,10 @@ class Kube:
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)
+
+    def patch(self, path: str, body: dict[str, Any]) -> Any:
+        """A JSON merge patch (RFC 7386)."""
+        return self.request("PATCH", path, body, "application/merge-patch+json")
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path, {"propagationPolicy": "Background"})

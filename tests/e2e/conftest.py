@@ -112,11 +112,14 @@ class Exporter:
             return False
 
     def samples(self, name: str, namespace: str) -> list[Any]:
+        """Samples named ``name`` (``x_total``, ``x_bucket`` ... included) in ``namespace``."""
         _, text = self.get("/metrics")
-        for family in text_string_to_metric_families(text):
-            if family.name == name:
-                return [s for s in family.samples if s.labels.get("namespace") == namespace]
-        return []
+        return [
+            s
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == name and s.labels.get("namespace") == namespace
+        ]
 
     def value(self, name: str, namespace: str, **labels: str) -> float | None:
         for sample in self.samples(name, namespace):
@@ -181,7 +184,11 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 
 
 def pod_template(
-    cluster: Cluster, run_for: str = "1s", exit_code: int = 0, reason: str = "Error"
+    cluster: Cluster,
+    run_for: str = "1s",
+    exit_code: int = 0,
+    reason: str = "Error",
+    manual: bool = False,
 ) -> dict[str, Any]:
     """A pod that runs ``run_for`` then exits: really (any cluster) and via kwok stages."""
     seconds = int(max(1.0, float(run_for.rstrip("ms")) / (1000 if run_for.endswith("ms") else 1)))
@@ -189,6 +196,8 @@ def pod_template(
     if exit_code:
         annotations["kube-batch-exporter.test/exit-code"] = str(exit_code)
         annotations["kube-batch-exporter.test/reason"] = reason
+    if manual:  # the test writes each attempt's final status itself
+        annotations["kube-batch-exporter.test/manual"] = "true"
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [
