@@ -20,6 +20,11 @@ from exporter.running import build
 from exporter.settings import Settings
 
 
+def job_uid(i: int) -> str:
+    """Deterministic Job UIDs, so Pods can point at their Job."""
+    return f"00000000-0000-4000-8000-{i:012d}"
+
+
 def job_body(i: int) -> dict[str, Any]:
     """A CronJob-owned, running Job as the controller creates it."""
     cron = f"cron-{i % 500}"
@@ -29,7 +34,7 @@ def job_body(i: int) -> dict[str, Any]:
         "metadata": {
             "name": f"{cron}-{29000000 + i}",
             "namespace": f"team-{i % 40}",
-            "uid": str(uuid.uuid4()),
+            "uid": job_uid(i),
             "resourceVersion": str(1000 + i),
             "creationTimestamp": "2026-01-01T00:00:00Z",
             "labels": {
@@ -83,7 +88,7 @@ def pod_body(i: int) -> dict[str, Any]:
             "uid": str(uuid.uuid4()),
             "creationTimestamp": "2026-01-01T00:00:00Z",
             "ownerReferences": [
-                {"kind": "Job", "name": f"job-{i}", "uid": str(uuid.uuid4()), "controller": True}
+                {"kind": "Job", "name": f"job-{i}", "uid": job_uid(i), "controller": True}
             ],
         },
         "spec": {"nodeName": "node-1", "containers": [{"name": "main", "image": "etl:1"}]},
@@ -159,8 +164,8 @@ def main() -> None:
 
     exporter = build(Settings())
     job_bytes = bytes_per_object(job_body, exporter.jobs.upsert, args.jobs)
-    raw_jobs = [job_body(i) for i in range(2000)]
-    pod_bytes = bytes_per_object(pod_body, build(Settings()).pods.upsert, args.jobs)
+    raw_jobs = [job_body(args.jobs + i) for i in range(2000)]
+    pod_bytes = bytes_per_object(pod_body, exporter.pods.upsert, args.jobs)
 
     text = exporter.service.scrape(False)
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
@@ -181,8 +186,11 @@ def main() -> None:
         f"{args.jobs} active Jobs, {args.scrapes} scrapes\n"
     )
     print("| measure | value |\n|---|---|")
-    print(f"| memory per tracked Job (record + rendered lines) | {job_bytes / 1024:.2f} KiB |")
-    print(f"| memory per tracked Pod (record) | {pod_bytes:.0f} B |")
+    print(
+        "| memory per tracked Job (record, rendered lines, tracker index) | "
+        f"{job_bytes / 1024:.2f} KiB |"
+    )
+    print(f"| memory per tracked Pod (record, tracker bookkeeping) | {pod_bytes:.0f} B |")
     print(f"| series in /metrics | {series} |")
     print(f"| bytes per scrape | {len(text) / 2**20:.1f} MiB |")
     print(

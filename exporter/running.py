@@ -23,6 +23,7 @@ from exporter import __version__, health
 from exporter.caching import ObjectCache
 from exporter.connecting import AccessError, Connection, connect
 from exporter.projecting import CronJob, Job, Pod, project_cronjob, project_job, project_pod
+from exporter.schedules import ScheduleState
 from exporter.serving import Service
 from exporter.settings import Settings
 from exporter.statemetrics import RetainedJobs, cronjob_renderer, job_renderer
@@ -96,6 +97,8 @@ def build(settings: Settings) -> Exporter:
     jobs.subscribe(job_metrics.changed)
     jobs.subscribe(retained.changed)
     cronjobs.subscribe(cronjob_metrics.changed)
+    schedules = ScheduleState(h)
+    cronjobs.subscribe(schedules.changed)
     tracker = RunTracker(
         h,
         duration_buckets=settings.duration_buckets,
@@ -103,7 +106,9 @@ def build(settings: Settings) -> Exporter:
         forget_after=settings.forget_owners_after_seconds,
     )
     tracker.follow(jobs, pods, cronjobs)
-    service = Service([cronjob_metrics, job_metrics, retained, tracker], health.registry(h), h)
+    service = Service(
+        [cronjob_metrics, schedules, job_metrics, retained, tracker], health.registry(h), h
+    )
     return Exporter(settings, h, jobs, cronjobs, pods, tracker, service)
 
 

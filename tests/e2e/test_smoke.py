@@ -167,6 +167,11 @@ def test_cronjob_every_minute_runs_twice(exporter: Exporter, scenarios: dict[str
         "kube_batch_cronjob_last_schedule_timestamp_seconds", ns, cronjob="every-minute"
     )
     assert last is not None and last % 60 == 0
+    assert exporter.value("kube_batch_cronjob_schedule_valid", ns, cronjob="every-minute") == 1
+    upcoming = exporter.value(
+        "kube_batch_cronjob_next_schedule_timestamp_seconds", ns, cronjob="every-minute"
+    )
+    assert upcoming is not None and upcoming % 60 == 0 and upcoming > last
     assert exporter.value(
         "kube_batch_cronjob_last_success_timestamp_seconds", ns, cronjob="every-minute"
     )
