@@ -430,3 +430,41 @@ def test_counters_render_openmetrics_headers() -> None:
     text = b"".join(out).decode()
     assert "# TYPE kube_batch_runs counter" in text
     assert "# TYPE kube_batch_run_duration_seconds histogram" in text
+
+
+def test_duration_excludes_time_suspended_before_the_resume() -> None:
+    w = World()
+    w.start()
+    w.jobs.upsert(running())  # started at +10
+    suspended = running()
+    suspended["spec"]["suspend"] = True
+    w.jobs.upsert(suspended)
+    resumed = job(startTime=ts(40), active=1)  # Kubernetes resets startTime on resume
+    w.jobs.upsert(resumed)
+    w.jobs.upsert(
+        complete(end=70) | {"status": {**complete(end=70)["status"], "startTime": ts(40)}}
+    )
+    assert w.value("kube_batch_run_duration_seconds_sum", result="succeeded") == 30
+
+
+def test_jobs_managed_by_another_controller_are_still_counted() -> None:
+    w = World()
+    w.start()
+    body = running(owner=None, name="mk-1")
+    body["metadata"]["generateName"] = "mk-"
+    body["spec"]["managedBy"] = "kueue.x-k8s.io/multikueue"
+    w.jobs.upsert(body)
+    done = complete(owner=None, name="mk-1")
+    done["metadata"]["generateName"] = "mk-"
+    done["spec"]["managedBy"] = "kueue.x-k8s.io/multikueue"
+    w.jobs.upsert(done)
+    assert (
+        w.value(
+            "kube_batch_runs_total",
+            reason="CompletionsReached",
+            result="succeeded",
+            trigger="direct",
+        )
+        == 1
+    )
+    assert list(w.tracker.histories) == [("ns", "Job", "mk")]

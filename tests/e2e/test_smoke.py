@@ -147,6 +147,20 @@ def test_ttl_job_disappears_with_its_series(
     assert not exporter.samples("kube_batch_job_finished_retained", ns)
 
 
+def test_pod_without_a_node_stays_pending(
+    cluster: Cluster, exporter: Exporter, namespace: str
+) -> None:
+    template = pod_template(cluster)
+    template["spec"].pop("nodeName", None)
+    template["spec"]["nodeSelector"] = {"no-such-node": "true"}  # unschedulable anywhere
+    cluster.kube.create(JOBS.format(ns=namespace), job("stuck", template))
+    wait_state(exporter, namespace, "stuck", "pending")
+    pods = cluster.kube.get(f"/api/v1/namespaces/{namespace}/pods")["items"]
+    assert [p["status"].get("phase") for p in pods] == ["Pending"]
+    assert exporter.value("kube_batch_job_status_active", namespace, job_name="stuck") == 1
+    assert exporter.value("kube_batch_job_running_seconds", namespace, job_name="stuck") is not None
+
+
 def test_cronjob_every_minute_runs_twice(exporter: Exporter, scenarios: dict[str, str]) -> None:
     ns = scenarios["cronjob"]
     info = exporter.samples("kube_batch_cronjob_info", ns)
