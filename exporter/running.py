@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from exporter.projecting import CronJob, Job, Pod, project_cronjob, project_job,
 from exporter.schedules import ScheduleState
 from exporter.serving import Service
 from exporter.settings import Settings
+from exporter.slots import SlotTracker
 from exporter.statemetrics import RetainedJobs, cronjob_renderer, job_renderer
 from exporter.tracking import RunTracker
 from exporter.watching import Backoff, Resource, Watcher
@@ -45,6 +47,7 @@ class Exporter:
     cronjobs: ObjectCache[CronJob]
     pods: ObjectCache[Pod]
     tracker: RunTracker
+    slots: SlotTracker
     service: Service
 
     def watchers(self, session: aiohttp.ClientSession, conn: Connection) -> list[Watcher]:
@@ -106,10 +109,24 @@ def build(settings: Settings) -> Exporter:
         forget_after=settings.forget_owners_after_seconds,
     )
     tracker.follow(jobs, pods, cronjobs)
-    service = Service(
-        [cronjob_metrics, schedules, job_metrics, retained, tracker], health.registry(h), h
+    slots = SlotTracker(
+        h, grace=settings.missed_grace_seconds, max_backfill=settings.max_missed_backfill
     )
-    return Exporter(settings, h, jobs, cronjobs, pods, tracker, service)
+    slots.follow(jobs, cronjobs)
+    service = Service(
+        [cronjob_metrics, schedules, slots, job_metrics, retained, tracker],
+        health.registry(h),
+        h,
+    )
+    return Exporter(settings, h, jobs, cronjobs, pods, tracker, slots, service)
+
+
+async def _decide_slots(slots: SlotTracker) -> None:
+    """Wake when the earliest pending slot can be decided (at least once a second)."""
+    while True:
+        slots.tick()
+        due = slots.next_due()
+        await asyncio.sleep(1.0 if due is None else min(1.0, max(0.05, due - time.time())))
 
 
 async def _forget_idle_owners(tracker: RunTracker, period: float) -> None:
@@ -166,6 +183,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
         ]
         forget = functools.partial(_forget_idle_owners, exporter.tracker, 60.0)
         tasks.append(asyncio.create_task(_supervise("owner forgetting", forget, exporter.health)))
+        decide = functools.partial(_decide_slots, exporter.slots)
+        tasks.append(asyncio.create_task(_supervise("slot tracking", decide, exporter.health)))
         await stop.wait()
         logger.info("stopping")
         for task in tasks:

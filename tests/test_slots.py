@@ -1,0 +1,250 @@
+"""Slot resolution (contract §4): ran, missed and why, overdue, backfill, exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.caching import ObjectCache
+from exporter.health import Health
+from exporter.projecting import project_cronjob, project_job
+from exporter.slots import SlotTracker
+
+T0 = 1767225600.0  # 2026-01-01T00:00:00Z, a multiple of every schedule below
+
+
+def ts(seconds: float) -> str:
+    return datetime.fromtimestamp(T0 + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class World:
+    def __init__(self, now: float = 0.0, **kw: Any) -> None:
+        self.health = Health()
+        self.now = T0 + now
+        self.jobs: ObjectCache[Any] = ObjectCache("jobs", project_job, self.health)
+        self.cronjobs: ObjectCache[Any] = ObjectCache("cronjobs", project_cronjob, self.health)
+        self.slots = SlotTracker(
+            self.health,
+            grace=kw.get("grace", 60.0),
+            max_backfill=kw.get("max_backfill", 100),
+            clock=lambda: self.now,
+        )
+        self.slots.follow(self.jobs, self.cronjobs)
+
+    def start(self, cronjobs: list[dict[str, Any]], jobs: Sequence[dict[str, Any]] = ()) -> None:
+        for cache, items in ((self.cronjobs, cronjobs), (self.jobs, jobs)):
+            relist = cache.relist(None)
+            for item in items:
+                relist.add(item)
+            relist.commit()
+
+    def at(self, seconds: float) -> World:
+        self.now = T0 + seconds
+        self.slots.tick()
+        return self
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        out: list[bytes] = []
+        self.slots.write(out)
+        return {
+            (
+                s.name,
+                tuple(
+                    sorted((k, v) for k, v in s.labels.items() if k not in ("namespace", "cronjob"))
+                ),
+            ): s.value
+            for f in text_string_to_metric_families(b"".join(out).decode())
+            for s in f.samples
+        }
+
+    def missed(self) -> dict[str, float]:
+        return {
+            dict(labels)["reason"]: v
+            for (name, labels), v in self.metrics().items()
+            if name == "kube_batch_cronjob_missed_schedules_total"
+        }
+
+    def overdue(self) -> float:
+        return self.metrics()[("kube_batch_cronjob_overdue_seconds", ())]
+
+
+def cronjob(
+    schedule: str = "*/5 * * * *", created: float = 0, last: float | None = None, **spec: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {
+            "uid": "cj",
+            "name": "backup",
+            "namespace": "ns",
+            "creationTimestamp": ts(created),
+        },
+        "spec": {"schedule": schedule, **spec},
+        "status": {},
+    }
+    if last is not None:
+        body["status"]["lastScheduleTime"] = ts(last)
+    return body
+
+
+def job(
+    slot: float,
+    created: float | None = None,
+    annotate: bool = True,
+    manual: bool = False,
+    done: float | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "uid": f"job-{slot}",
+        "name": f"backup-{int((T0 + slot) // 60)}",
+        "namespace": "ns",
+        "creationTimestamp": ts(slot + 1 if created is None else created),
+        "ownerReferences": [{"kind": "CronJob", "name": "backup", "controller": not manual}],
+    }
+    if annotate:
+        meta["annotations"] = {"batch.kubernetes.io/cronjob-scheduled-timestamp": ts(slot)}
+    status: dict[str, Any] = {"active": 1}
+    if done is not None:
+        status = {
+            "completionTime": ts(done),
+            "conditions": [{"type": "Complete", "status": "True"}],
+        }
+    return {"metadata": meta, "status": status}
+
+
+NONE = {"not_started": 0.0, "concurrency_forbid": 0.0, "suspended": 0.0}
+
+
+def test_a_slot_with_a_job_ran_and_its_lag_is_observed() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.at(302).jobs.upsert(job(300, created=302))
+    assert w.at(659).overdue() == 0
+    w.at(959)
+    assert w.missed() == NONE  # slot 600 can still run until 900 + grace
+    assert w.overdue() == 959 - 600  # but it is past its grace with no Job
+    m = w.metrics()
+    assert m[("kube_batch_cronjob_schedule_lag_seconds_count", ())] == 1
+    assert m[("kube_batch_cronjob_schedule_lag_seconds_sum", ())] == 2
+
+
+def test_slots_without_jobs_are_missed_once_the_next_slot_is_due() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.at(659)  # slot 300: its successor (600) is due only at 600 + grace
+    assert w.missed() == NONE
+    assert w.overdue() == 659 - 300  # past its grace with no Job
+    w.at(660)
+    assert w.missed()["not_started"] == 1
+    w.at(960)
+    w.at(960)  # ticking again decides nothing twice
+    assert w.missed()["not_started"] == 2
+    assert w.overdue() == 960 - 300
+    w.jobs.upsert(job(900))  # the controller is back and runs the newest slot
+    assert w.overdue() == 0
+    w.at(1260)
+    assert w.missed()["not_started"] == 2
+
+
+def test_forbid_skips_while_a_run_is_active() -> None:
+    w = World()
+    w.start([cronjob(concurrencyPolicy="Forbid")])
+    w.at(301).jobs.upsert(job(300))  # runs past the next slots
+    w.at(860).jobs.upsert(job(300, done=850))
+    w.at(960)
+    assert w.missed() == {**NONE, "concurrency_forbid": 1}  # slot 600
+    w.at(1260)  # slot 900: the run had ended at 850
+    assert w.missed() == {**NONE, "concurrency_forbid": 1, "not_started": 1}
+
+
+def test_suspended_slots_are_counted_apart_and_not_overdue() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.at(310).cronjobs.upsert(cronjob(suspend=True))
+    assert w.overdue() == 0
+    w.at(1000).cronjobs.upsert(cronjob(suspend=False))  # slots 600 and 900 were suspended
+    w.at(1260)
+    assert w.missed() == {**NONE, "not_started": 1, "suspended": 2}
+    assert w.overdue() == 1260 - 300  # slot 300 was missed before the suspension
+
+
+def test_suspended_at_start_up_covers_earlier_slots() -> None:
+    w = World(now=1000)
+    w.start([cronjob(suspend=True)])
+    w.at(1000)
+    assert w.missed() == {**NONE, "suspended": 2}  # 300 and 600 decided, 900 pending
+
+
+def test_starting_deadline_misses_even_the_newest_slot() -> None:
+    w = World()
+    w.start([cronjob(startingDeadlineSeconds=10)])
+    w.at(370)
+    assert w.missed() == NONE
+    w.at(371)
+    assert w.missed()["not_started"] == 1
+
+
+def test_backfill_after_start_up_is_capped() -> None:
+    w = World(now=60 * 1000, max_backfill=5)
+    w.start([cronjob("* * * * *", last=0)])
+    w.at(60 * 1000)
+    assert w.missed()["not_started"] == 3  # the two newest cannot be decided yet
+    w.at(60 * 1000 + 120)
+    assert w.missed()["not_started"] == 5
+
+
+def test_jobs_existing_at_start_up_count_as_ran_without_lag() -> None:
+    w = World(now=1000)
+    w.start([cronjob(last=300)], jobs=[job(600, annotate=False)])  # name suffix fallback
+    w.at(1000)
+    m = w.metrics()
+    assert w.missed() == NONE
+    assert ("kube_batch_cronjob_schedule_lag_seconds_count", ()) not in m
+
+
+def test_manual_runs_do_not_fill_a_slot() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.jobs.upsert(job(300, manual=True))
+    w.at(660)
+    assert w.missed()["not_started"] == 1
+
+
+def test_a_schedule_change_rebases_the_cursor() -> None:
+    w = World()
+    w.start([cronjob("0 * * * *")])
+    w.at(1800).cronjobs.upsert(cronjob("*/5 * * * *"))
+    w.at(2460)  # slot 2100 (new schedule) is decided; nothing before the change counts
+    assert w.missed()["not_started"] == 1
+
+
+def test_deleted_job_keeps_its_slot_ran() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.jobs.upsert(job(300, done=310))
+    w.jobs.delete(job(300, done=310))  # history limit or TTL, before the slot is decided
+    w.at(660)
+    assert w.missed() == NONE
+
+
+def test_only_due_cronjobs_are_looked_at() -> None:
+    w = World()
+    w.start(
+        [
+            {
+                **cronjob(),
+                "metadata": {
+                    "uid": f"c{i}",
+                    "name": f"cj{i}",
+                    "namespace": "ns",
+                    "creationTimestamp": ts(0),
+                },
+                "spec": {"schedule": "*/5 * * * *" if i < 10 else "@daily"},
+            }
+            for i in range(100)
+        ]
+    )
+    w.now = T0 + 660
+    assert w.slots.tick() == 10
