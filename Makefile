@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit e2e control-plane run demo demo-stop e2e-kind bench-micro clean
+.PHONY: test lint unit e2e control-plane run demo demo-stop e2e-kind bench-micro bench-slots clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -54,3 +54,8 @@ demo-stop: $(STAMP)
 # Memory per object and /metrics build time (figures in docs/performance.md).
 bench-micro: $(STAMP)
 	$(BIN)/python -m bench.micro
+
+# CPU cost of schedule tracking for 10,000 CronJobs over a simulated hour.
+bench-slots: $(STAMP)
+	$(BIN)/python -m bench.slots --cronjobs 10000
+	$(BIN)/python -m bench.slots --cronjobs 10000 --missing 1.0
