@@ -96,6 +96,7 @@ class LocalCluster:
         self.kubeconfig = workdir / "admin.kubeconfig"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.server = ""
+        self._args: dict[str, tuple[str, ...]] = {}
 
     # -- PKI and kubeconfig -----------------------------------------------------------------
     def _openssl(self, *args: str) -> None:
@@ -205,7 +206,8 @@ class LocalCluster:
     # -- processes ------------------------------------------------------------------------
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
-        out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the child
+        self._args[name] = args
+        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         proc = subprocess.Popen(
             [str(self.bin / name), *args],
             stdout=out,
@@ -341,6 +343,19 @@ class LocalCluster:
             )
         }
         return ready >= set(self.nodes)
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component (e.g. to simulate a controller-manager outage)."""
+        for proc in [p for p in self.procs if Path(str(p.args[0])).name == name]:
+            proc.terminate()
+            proc.wait(timeout=15)
+            self.procs.remove(proc)
+        log(f"{name} stopped")
+
+    def start_component(self, name: str) -> None:
+        """Start a component stopped by :meth:`stop_component` again, with the same flags."""
+        self._spawn(name, *self._args[name])
+        log(f"{name} started again")
 
     def stop(self) -> None:
         """Stop every recorded process (reverse start order)."""
