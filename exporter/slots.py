@@ -172,6 +172,7 @@ class SlotTracker:
             for key, state in self.crons.items():
                 self._backfill_cap(state, now)
                 self._resolve(key, state, now)
+                self.renderer.changed(None, state)
             missed = sum(sum(s.missed.values()) for s in self.crons.values())
             logger.info(
                 "schedule tracking started: %d CronJobs, %d slots missed since their last schedule",
@@ -213,7 +214,9 @@ class SlotTracker:
             state.cj = new
         if self._live:
             self._resolve(key, state, now)
-        self.renderer.changed(None, state)
+            # Not before: a scrape between the CronJob and Job LISTs would show missed counters
+            # at 0 and then at their back-filled value, which Prometheus reads as a reset.
+            self.renderer.changed(None, state)
 
     def job_changed(self, old: Job | None, new: Job | None) -> None:
         """Record ran slots and run intervals of controller-made Jobs."""

@@ -195,6 +195,16 @@ def test_backfill_after_start_up_is_capped() -> None:
     assert w.missed()["not_started"] == 5
 
 
+def test_nothing_is_exposed_before_both_lists_completed() -> None:
+    w = World(now=1000)
+    relist = w.cronjobs.relist(None)
+    relist.add(cronjob())
+    relist.commit()
+    assert w.metrics() == {}  # a restart must not show 0 before the back-fill
+    w.jobs.relist(None).commit()
+    assert w.missed()["not_started"] == 2
+
+
 def test_jobs_existing_at_start_up_count_as_ran_without_lag() -> None:
     w = World(now=1000)
     w.start([cronjob(last=300)], jobs=[job(600, annotate=False)])  # name suffix fallback
