@@ -17,6 +17,8 @@ from typing import Any
 from exporter.parsing import parse_timestamp
 
 RawObject = dict[str, Any]
+OwnerKey = tuple[str, str, str]
+"""(namespace, owner_kind, owner_name): the identity of run-history series."""
 
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 INSTANTIATE = "cronjob.kubernetes.io/instantiate"
@@ -111,6 +113,11 @@ class Job:
     """``metadata.deletionTimestamp``: set while a foreground deletion is in progress."""
     thresholds: tuple[tuple[str, str], ...]
     """Raw values of the §5 threshold annotations, sorted by key (nothing else is kept)."""
+
+    @property
+    def owner_key(self) -> OwnerKey:
+        """The owner this Job's runs are counted for."""
+        return (self.namespace, self.owner_kind, self.owner_name)
 
     @property
     def finished(self) -> bool:

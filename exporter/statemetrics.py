@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from exporter.projecting import JOB_STATES, CronJob, Job
+from exporter.projecting import JOB_STATES, CronJob, Job, OwnerKey
 from exporter.rendering import (
     Family,
     Labels,
@@ -22,9 +22,6 @@ from exporter.rendering import (
     format_value,
     header,
 )
-
-OwnerKey = tuple[str, str, str]
-"""(namespace, owner_kind, owner_name): the identity of run-history series."""
 
 
 def job_identity(job: Job) -> Labels:
@@ -219,7 +216,7 @@ class RetainedJobs:
         """Follow a Job's change (cache subscriber)."""
         for job, delta in ((old, -1), (new, 1)):
             if job is not None and job.finished:
-                key = (job.namespace, job.owner_kind, job.owner_name)
+                key = job.owner_key
                 self.counts[key] += delta
                 if self.counts[key] <= 0:
                     del self.counts[key]
@@ -228,10 +225,11 @@ class RetainedJobs:
         """Append the family to a scrape."""
         out.append(self.HEADER)
         out.extend(
-            f"{self.NAME}{format_labels(_owner_labels(key))} {format_value(n)}\n".encode()
+            f"{self.NAME}{format_labels(owner_labels(key))} {format_value(n)}\n".encode()
             for key, n in self.counts.items()
         )
 
 
-def _owner_labels(key: OwnerKey) -> Labels:
+def owner_labels(key: OwnerKey) -> Labels:
+    """Identity labels of every per-owner series (contract §1)."""
     return (("namespace", key[0]), ("owner_kind", key[1]), ("owner_name", key[2]))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from exporter.caching import ObjectCache
 from exporter.health import Health
 from exporter.parsing import parse_go_duration
-from exporter.projecting import THRESHOLD_PREFIX, CronJob, Job, Pod
+from exporter.projecting import THRESHOLD_PREFIX, CronJob, Job, OwnerKey, Pod
 from exporter.rendering import (
     Family,
     Labels,
@@ -39,11 +39,10 @@ from exporter.rendering import (
     header,
     histogram_samples,
 )
+from exporter.statemetrics import owner_labels
 
 logger = logging.getLogger(__name__)
 
-OwnerKey = tuple[str, str, str]
-"""(namespace, owner_kind, owner_name)."""
 
 RETRY_BUCKETS: tuple[float, ...] = (0, 1, 2, 3, 5, 10, 20, 50)
 MAX_PARKED_PODS = 10000
@@ -101,11 +100,6 @@ class History:
     def namespace(self) -> str:
         """The owner's namespace."""
         return self.key[0]
-
-
-def owner_labels(key: OwnerKey) -> Labels:
-    """Identity labels of every run-history series."""
-    return (("namespace", key[0]), ("owner_kind", key[1]), ("owner_name", key[2]))
 
 
 def _gauge(value: float | None) -> list[Sample]:
@@ -413,7 +407,7 @@ class RunTracker:
         """Replay Jobs that had finished before we started, oldest end first (last_* only)."""
         self._jobs_live = True
         for job in sorted(self._startup_finished, key=lambda j: j.end or j.created or 0.0):
-            h = self._history(_owner(job))
+            h = self._history(job.owner_key)
             if h is not None:
                 self._set_last(h, job, job.outcome, job.end, _duration(job, job.end))
                 self._render(h)
@@ -425,7 +419,7 @@ class RunTracker:
             if old is not None:
                 self._job_deleted(old)
             return
-        key = _owner(new)
+        key = new.owner_key
         self._jobs[new.uid] = new
         h = self._history(key)  # an owner's series exist from its first Job on
         if old is None:
@@ -441,7 +435,7 @@ class RunTracker:
                 self._startup_finished.append(new)
 
     def _job_deleted(self, old: Job) -> None:
-        key = _owner(old)
+        key = old.owner_key
         self._jobs.pop(old.uid, None)
         self._owner_jobs[key] -= 1
         if self._owner_jobs[key] <= 0:
@@ -460,7 +454,7 @@ class RunTracker:
         self._parked.pop(old.uid, None)
 
     def _finish(self, job: Job, result: str, reason: str, end: float | None) -> None:
-        h = self._history(_owner(job))
+        h = self._history(job.owner_key)
         restarts = self._restarts.pop(job.uid, {})
         if h is None:
             return
@@ -508,7 +502,7 @@ class RunTracker:
             if new.first_start is not None:
                 self._delay_seen.add(job.uid)  # the run had started before we watched
             return
-        h = self._history(_owner(job))
+        h = self._history(job.owner_key)
         if h is None:
             return
         changed = False
@@ -532,10 +526,6 @@ class RunTracker:
             self._health.errors["parked_pods_dropped"] += 1
             return
         self._parked.setdefault(new.job_uid, []).append((old, new))
-
-
-def _owner(job: Job) -> OwnerKey:
-    return (job.namespace, job.owner_kind, job.owner_name)
 
 
 def _duration(job: Job, end: float | None) -> float | None:

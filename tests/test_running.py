@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import parse_settings
 from exporter.running import serve
+from tests.cluster.controlplane import free_port
 from tests.fakeapi import CLOSE, FakeApiServer, Fault, job
 
 NS = ("team-a", "team-b", "team-c")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def populate(fake: FakeApiServer) -> list[dict[str, Any]]:
