@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit e2e control-plane run demo demo-stop e2e-kind bench-micro bench-slots clean
+.PHONY: test lint unit e2e control-plane run demo demo-stop e2e-kind bench-micro bench-slots prometheusrule clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests bench demo
-	$(BIN)/ruff format --check exporter tests bench demo
+	$(BIN)/ruff check exporter tests bench demo alerts
+	$(BIN)/ruff format --check exporter tests bench demo alerts
 	$(BIN)/mypy
 
 # Builds etcd, kube-apiserver, kube-controller-manager, kubectl and kwok from Go modules once
@@ -59,3 +59,7 @@ bench-micro: $(STAMP)
 bench-slots: $(STAMP)
 	$(BIN)/python -m bench.slots --cronjobs 10000
 	$(BIN)/python -m bench.slots --cronjobs 10000 --missing 1.0
+
+# Regenerate deploy/prometheus-operator/prometheusrule.yaml from alerts/*.yaml.
+prometheusrule: $(STAMP)
+	$(BIN)/python alerts/render.py

@@ -1,0 +1,77 @@
+"""Generate the prometheus-operator PrometheusRule from the rule files in alerts/.
+
+alerts/*.yaml are the single source (plain Prometheus rule files, loadable as they are);
+deploy/prometheus-operator/prometheusrule.yaml wraps the same groups in a PrometheusRule.
+``make prometheusrule`` rewrites it; a test fails when it is out of date.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+SOURCES = ("recording.yaml", "cronjobs.yaml", "jobs.yaml", "exporter.yaml")
+OUTPUT = HERE.parent / "deploy" / "prometheus-operator" / "prometheusrule.yaml"
+HEADER = (
+    "# Generated from alerts/*.yaml by `make prometheusrule`; do not edit.\n"
+    "# kube-prometheus-stack only loads rules that carry its release label: add e.g.\n"
+    "# `release: <your release>` to metadata.labels (or set ruleSelectorNilUsesHelmValues).\n"
+)
+
+
+def groups() -> list[dict[str, Any]]:
+    """All rule groups, in a fixed order."""
+    out: list[dict[str, Any]] = []
+    for name in SOURCES:
+        out.extend(yaml.safe_load((HERE / name).read_text())["groups"])
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (PromQL) as literal blocks, as they are written in alerts/."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def render() -> str:
+    """The PrometheusRule manifest as text."""
+    doc = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "kube-batch-exporter",
+            "labels": {
+                "app.kubernetes.io/name": "kube-batch-exporter",
+                "app.kubernetes.io/component": "alerting",
+            },
+        },
+        "spec": {"groups": groups()},
+    }
+    return HEADER + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100)
+
+
+def main() -> int:
+    """Write the manifest (or, with --check, fail when it differs)."""
+    text = render()
+    if "--check" in sys.argv:
+        if OUTPUT.read_text() != text:
+            print(f"{OUTPUT} is out of date: run `make prometheusrule`", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
