@@ -1,0 +1,141 @@
+"""A real Prometheus and Alertmanager (Debian packages) for tests and the demo.
+
+Prometheus scrapes the exporter as scrape job ``kube-batch-exporter`` and loads the bundled
+rules from alerts/; Alertmanager sends to a webhook. Both run on free loopback ports in a work
+directory and start up waiting on their ``/-/ready`` endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.cluster.controlplane import free_port, log, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = sorted((ROOT / "alerts").glob("*.yaml"))
+
+
+def binary(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise FileNotFoundError(f"{name} not found: install the Debian package {package!r}")
+    return path
+
+
+class Alertmanager:
+    def __init__(self, workdir: Path, webhook_url: str) -> None:
+        self.dir = workdir / "alertmanager"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "route": {
+                "receiver": "webhook",
+                "group_by": ["alertname", "namespace", "cronjob", "owner_name"],
+                "group_wait": "1s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [
+                {
+                    "name": "webhook",
+                    "webhook_configs": [{"url": webhook_url, "send_resolved": True}],
+                }
+            ],
+        }
+        (self.dir / "alertmanager.yml").write_text(yaml.safe_dump(config))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = open(self.dir / "log", "wb")  # noqa: SIM115 - lives as long as the child
+        self.proc = subprocess.Popen(
+            [
+                binary("prometheus-alertmanager", "prometheus-alertmanager"),
+                f"--config.file={self.dir / 'alertmanager.yml'}",
+                f"--storage.path={self.dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until("alertmanager", lambda: _ready(self.url), 60, [self.proc], self.dir / "log")
+        log(f"alertmanager ready at {self.url}")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class Prometheus:
+    def __init__(
+        self, workdir: Path, exporter_url: str, alertmanager_url: str, interval: str = "2s"
+    ) -> None:
+        self.dir = workdir / "prometheus"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        target = exporter_url.removeprefix("http://")
+        config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": [str(p) for p in RULES],
+            "alerting": {
+                "alertmanagers": [
+                    {"static_configs": [{"targets": [alertmanager_url.removeprefix("http://")]}]}
+                ]
+            },
+            "scrape_configs": [
+                {"job_name": "kube-batch-exporter", "static_configs": [{"targets": [target]}]}
+            ],
+        }
+        (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = open(self.dir / "log", "wb")  # noqa: SIM115 - lives as long as the child
+        self.proc = subprocess.Popen(
+            [
+                binary("prometheus", "prometheus"),
+                f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until("prometheus", lambda: _ready(self.url), 60, [self.proc], self.dir / "log")
+        log(f"prometheus ready at {self.url}")
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query; returns the result vector."""
+        params = {"query": promql, **({"time": str(at)} if at else {})}
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = json.load(resp)
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def _ready(url: str) -> bool:
+    with urllib.request.urlopen(url + "/-/ready", timeout=2) as resp:
+        return resp.status == 200
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

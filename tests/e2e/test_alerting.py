@@ -1,0 +1,194 @@
+"""The bundled alerts end to end: exporter → Prometheus → Alertmanager → webhook.
+
+Prometheus (Debian package) scrapes the session's exporter every 2 s and evaluates the rules
+of alerts/ as they are; Alertmanager (Debian package) sends to a webhook served by this test.
+Scenarios, started together: a CronJob failing three times in a row (CronJobFailing fires,
+then resolves once it is fixed) and a Forbid CronJob whose slots are skipped
+(CronJobMissedSchedule fires).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.cluster.controlplane import free_port
+from tests.cluster.monitoring import ROOT, Alertmanager, Prometheus
+from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
+
+pytestmark = pytest.mark.timeout(600)
+
+
+class Webhook:
+    """Alertmanager's webhook receiver: keeps every alert of every notification."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        received = self.alerts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received.extend(body["alerts"])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def seen(self, name: str, status: str, **labels: str) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in self.alerts
+            if a["labels"].get("alertname") == name
+            and a["status"] == status
+            and all(a["labels"].get(k) == v for k, v in labels.items())
+        ]
+
+
+@pytest.fixture(scope="module")
+def stack(
+    cluster: Cluster, exporter: Exporter, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("monitoring")
+    webhook = Webhook()
+    alertmanager = Alertmanager(work, webhook.url)
+    alertmanager.start()
+    prometheus = Prometheus(work, exporter.url, alertmanager.url)
+    try:
+        prometheus.start()
+        failing_ns, forbid_ns = (
+            new_namespace(cluster, "alert-fail"),
+            new_namespace(cluster, "alert-miss"),
+        )
+        cluster.kube.create(
+            f"/apis/batch/v1/namespaces/{failing_ns}/cronjobs",
+            {
+                "metadata": {"name": "nightly"},
+                "spec": {
+                    "schedule": "* * * * *",
+                    "failedJobsHistoryLimit": 5,
+                    "jobTemplate": {
+                        "spec": {
+                            "backoffLimit": 0,
+                            "template": pod_template(cluster, "200ms", exit_code=1),
+                        }
+                    },
+                },
+            },
+        )
+        cluster.kube.create(
+            f"/apis/batch/v1/namespaces/{forbid_ns}/cronjobs",
+            {
+                "metadata": {
+                    "name": "hourly-sync",
+                    "annotations": {"kube-batch-exporter/missed-grace": "10s"},
+                },
+                "spec": {
+                    "schedule": "* * * * *",
+                    "concurrencyPolicy": "Forbid",
+                    "jobTemplate": {"spec": {"template": pod_template(cluster, "150s")}},
+                },
+            },
+        )
+        yield {
+            "webhook": webhook,
+            "prometheus": prometheus,
+            "failing": failing_ns,
+            "forbid": forbid_ns,
+        }
+    finally:
+        prometheus.stop()
+        alertmanager.stop()
+        webhook.server.shutdown()
+
+
+def test_prometheus_scrapes_the_exporter(stack: dict[str, Any]) -> None:
+    prometheus: Prometheus = stack["prometheus"]
+    eventually(
+        lambda: [r["value"][1] for r in prometheus.query('up{job="kube-batch-exporter"}')] == ["1"],
+        30,
+        "a successful scrape",
+    )
+    assert prometheus.query("kube_batch_exporter_build_info")
+
+
+def test_cronjob_failing_pages_then_resolves_when_fixed(
+    cluster: Cluster, stack: dict[str, Any]
+) -> None:
+    webhook: Webhook = stack["webhook"]
+    ns = stack["failing"]
+    started = time.monotonic()
+    eventually(
+        lambda: webhook.seen("CronJobFailing", "firing", namespace=ns, cronjob="nightly"),
+        300,
+        "CronJobFailing after three failed runs",
+    )
+    fired = webhook.seen("CronJobFailing", "firing", namespace=ns, cronjob="nightly")[0]
+    assert fired["labels"]["severity"] == "warning"
+    assert "job" not in fired["labels"] and "instance" not in fired["labels"]
+    url = fired["annotations"]["runbook_url"]
+    anchor = url.rsplit("#", 1)[1]
+    assert url.endswith("docs/runbooks.md#cronjobfailing")
+    assert f"## {fired['labels']['alertname']}" in (ROOT / "docs/runbooks.md").read_text()
+    assert anchor == "cronjobfailing"
+    assert "The last 3 runs" in fired["annotations"]["description"]
+
+    cluster.kube.patch(
+        f"/apis/batch/v1/namespaces/{ns}/cronjobs/nightly",
+        {
+            "spec": {
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            "metadata": {
+                                "annotations": {"kube-batch-exporter.test/exit-code": None}
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    eventually(
+        lambda: webhook.seen("CronJobFailing", "resolved", namespace=ns, cronjob="nightly"),
+        150,
+        "the resolved notification",
+    )
+    print(f"CronJobFailing fired and resolved in {time.monotonic() - started:.0f}s")
+
+
+def test_skipped_slots_page_as_missed_schedule(stack: dict[str, Any]) -> None:
+    webhook: Webhook = stack["webhook"]
+    ns = stack["forbid"]
+    eventually(
+        lambda: webhook.seen(
+            "CronJobMissedSchedule", "firing", namespace=ns, cronjob="hourly-sync"
+        ),
+        300,
+        "CronJobMissedSchedule",
+    )
+    alert = webhook.seen("CronJobMissedSchedule", "firing", namespace=ns, cronjob="hourly-sync")[0]
+    assert alert["annotations"]["runbook_url"].endswith("#cronjobmissedschedule")
+
+
+def test_no_unexpected_alert_for_these_workloads_or_the_exporter(stack: dict[str, Any]) -> None:
+    webhook: Webhook = stack["webhook"]
+    mine = {stack["failing"], stack["forbid"]}
+    expected = {"CronJobFailing", "CronJobMissedSchedule", "BatchJobRetrying", "CronJobOverdue"}
+    unexpected = {
+        a["labels"]["alertname"] for a in webhook.alerts if a["labels"].get("namespace") in mine
+    } - expected
+    assert not unexpected, unexpected
+    assert not webhook.seen("KubeBatchExporterDown", "firing")
+    assert not webhook.seen("KubeBatchExporterWatchFailing", "firing")
