@@ -24,14 +24,18 @@ lint: $(STAMP)
 control-plane:
 	bash tests/cluster/build.sh >/dev/null
 
+# Two workers, one test file each at a time (--dist loadfile): every worker starts its own
+# control plane and exporter for the e2e files it gets.
+PYTEST_PARALLEL := -n 2 --dist loadfile
+
 test: lint control-plane
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not e2e"
 
 e2e: $(STAMP) control-plane
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest -m e2e $(PYTEST_PARALLEL)
 
 run: $(STAMP)
 	$(BIN)/kube-batch-exporter $(ARGS)
