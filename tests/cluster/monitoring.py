@@ -23,11 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "alerts").glob("*.yaml"))
 
 
-def binary(name: str, package: str) -> str:
-    path = shutil.which(name)
+def _start(workdir: Path, url: str, program: str, args: list[str]) -> subprocess.Popen[bytes]:
+    """Start a Debian-packaged program (package = program name), wait for ``/-/ready``."""
+    path = shutil.which(program)
     if not path:
-        raise FileNotFoundError(f"{name} not found: install the Debian package {package!r}")
-    return path
+        raise FileNotFoundError(f"{program} not found: install the Debian package {program!r}")
+    out = open(workdir / "log", "wb")  # noqa: SIM115 - lives as long as the child
+    proc = subprocess.Popen([path, *args], stdout=out, stderr=subprocess.STDOUT)
+    wait_until(program, lambda: _ready(url), 60, [proc], workdir / "log")
+    log(f"{program} ready at {url}")
+    return proc
 
 
 class Alertmanager:
@@ -55,20 +60,17 @@ class Alertmanager:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        out = open(self.dir / "log", "wb")  # noqa: SIM115 - lives as long as the child
-        self.proc = subprocess.Popen(
+        self.proc = _start(
+            self.dir,
+            self.url,
+            "prometheus-alertmanager",
             [
-                binary("prometheus-alertmanager", "prometheus-alertmanager"),
                 f"--config.file={self.dir / 'alertmanager.yml'}",
                 f"--storage.path={self.dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--cluster.listen-address=",
             ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
         )
-        wait_until("alertmanager", lambda: _ready(self.url), 60, [self.proc], self.dir / "log")
-        log(f"alertmanager ready at {self.url}")
 
     def stop(self) -> None:
         _stop(self.proc)
@@ -99,19 +101,16 @@ class Prometheus:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        out = open(self.dir / "log", "wb")  # noqa: SIM115 - lives as long as the child
-        self.proc = subprocess.Popen(
+        self.proc = _start(
+            self.dir,
+            self.url,
+            "prometheus",
             [
-                binary("prometheus", "prometheus"),
                 f"--config.file={self.dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
         )
-        wait_until("prometheus", lambda: _ready(self.url), 60, [self.proc], self.dir / "log")
-        log(f"prometheus ready at {self.url}")
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         """An instant query; returns the result vector."""

@@ -142,7 +142,7 @@ def test_oom_killed_twice_then_succeeding(
     cluster: Cluster, exporter: Exporter, runs: dict[str, str]
 ) -> None:
     if not cluster.local:
-        pytest.skip("writes pod status as a kubelet would: needs the kwok control plane")
+        pytest.skip(reason="writes pod status as a kubelet would: needs the kwok control plane")
     ns = runs["oom"]
     handled: set[str] = set()
     for attempt in range(3):

@@ -90,7 +90,7 @@ def outage_cluster(
     tmp_path_factory: pytest.TempPathFactory, cluster: Cluster
 ) -> Iterator[tuple[LocalCluster, Cluster]]:
     if not cluster.local:
-        pytest.skip("stops the controller-manager: needs the local control plane")
+        pytest.skip(reason="stops the controller-manager: needs the local control plane")
     local = LocalCluster(tmp_path_factory.mktemp("outage"), build())
     local.start()
     try:
