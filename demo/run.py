@@ -1,6 +1,11 @@
-"""``make demo``: a local control plane, sample workloads and the exporter, in the foreground.
+"""``make demo``: the whole stack on one machine, in the foreground.
 
-Ctrl-C (or ``make demo-stop`` from another shell) stops everything it started.
+A local control plane with sample workloads, the exporter, Prometheus with the bundled rules
+and Alertmanager.
+
+Ctrl-C (or ``make demo-stop`` from another shell) stops everything it started: every process
+is recorded in ``.demo/pids``. Ports can be changed with ``KBE_DEMO_PORT`` (exporter, 9847),
+``KBE_DEMO_PROMETHEUS_PORT`` (9090) and ``KBE_DEMO_ALERTMANAGER_PORT`` (9093).
 """
 
 from __future__ import annotations
@@ -13,14 +18,31 @@ import time
 from pathlib import Path
 
 from demo.workloads import WORKLOADS
-from tests.cluster.controlplane import LocalCluster, build, log, stop_recorded
+from tests.cluster.controlplane import LocalCluster, build, log, stop_recorded, wait_until
+from tests.cluster.monitoring import Alertmanager, Prometheus
 
 STATE = Path(os.environ.get("KBE_DEMO_DIR", ".demo")).resolve()
 PORT = int(os.environ.get("KBE_DEMO_PORT", "9847"))
+PROMETHEUS_PORT = int(os.environ.get("KBE_DEMO_PROMETHEUS_PORT", "9090"))
+ALERTMANAGER_PORT = int(os.environ.get("KBE_DEMO_ALERTMANAGER_PORT", "9093"))
+
+
+def record(pid: int, name: str) -> None:
+    """Note a started process so that Ctrl-C and `make demo-stop` stop it."""
+    with open(STATE / "pids", "a") as pids:
+        pids.write(f"{pid} {name}\n")
+
+
+def exporter_ready(url: str) -> bool:
+    """The exporter's /readyz answers 200."""
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+        return resp.status == 200
 
 
 def main() -> int:
-    """Start everything, print the URLs, stop everything on Ctrl-C or when the exporter ends."""
+    """Start everything, print the URLs, stop everything on Ctrl-C or when a part ends."""
     stop_recorded(STATE)  # a previous demo that was not stopped
     log("building the control plane if needed (first time: about 12 minutes)")
     cluster = LocalCluster(STATE, build())
@@ -29,6 +51,7 @@ def main() -> int:
         kind = "cronjobs" if body["kind"] == "CronJob" else "jobs"
         cluster.api("POST", f"/apis/batch/v1/namespaces/default/{kind}", body)
     log(f"created {len(WORKLOADS)} sample workloads in namespace default")
+    url = f"http://127.0.0.1:{PORT}"
     exporter = subprocess.Popen(
         [
             sys.executable,
@@ -41,14 +64,24 @@ def main() -> int:
         ],
         start_new_session=True,
     )
-    with open(STATE / "pids", "a") as pids:
-        pids.write(f"{exporter.pid} exporter\n")
+    record(exporter.pid, "exporter")
+    wait_until("exporter", lambda: exporter_ready(url), 60, [exporter], STATE / "logs")
+    alertmanager = Alertmanager(STATE, None, ALERTMANAGER_PORT)
+    alertmanager.start()
+    assert alertmanager.proc is not None
+    record(alertmanager.proc.pid, "alertmanager")
+    prometheus = Prometheus(STATE, url, alertmanager.url, interval="5s", port=PROMETHEUS_PORT)
+    prometheus.start()
+    assert prometheus.proc is not None
+    record(prometheus.proc.pid, "prometheus")
     print(
         f"""
 kube-batch-exporter demo is running
-  metrics:    http://127.0.0.1:{PORT}/metrics
-  status:     http://127.0.0.1:{PORT}/
-  kubeconfig: {cluster.kubeconfig}   (kubectl: {cluster.bin / "kubectl"})
+  metrics:       {url}/metrics
+  status:        {url}/
+  alert rules:   {prometheus.url}/alerts
+  Alertmanager:  {alertmanager.url}/#/alerts   (first alerts after 1-3 minutes)
+  kubeconfig:    {cluster.kubeconfig}   (kubectl: {cluster.bin / "kubectl"})
 Stop with Ctrl-C, or `make demo-stop` from another shell.
 """,
         flush=True,
@@ -61,7 +94,8 @@ Stop with Ctrl-C, or `make demo-stop` from another shell.
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    while not stopping and exporter.poll() is None:
+    parts = [exporter, alertmanager.proc, prometheus.proc]
+    while not stopping and all(p.poll() is None for p in parts):
         time.sleep(0.5)
     log("stopping the demo")
     stop_recorded(STATE)

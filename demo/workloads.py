@@ -58,9 +58,9 @@ WORKLOADS: list[dict[str, Any]] = [
     _cronjob("hourly-sync", "* * * * *", _template("90s"), concurrencyPolicy="Forbid"),
     _cronjob(
         "report",
-        "*/2 * * * *",
+        "* * * * *",
         _template("5s", exit_code=1),
-        {"backoffLimit": 1},
+        {"backoffLimit": 0},
         failedJobsHistoryLimit=3,
     ),
     _job("image-resize", _template("2s", exit_code=137, reason="OOMKilled"), backoffLimit=2),

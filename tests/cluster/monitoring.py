@@ -36,10 +36,12 @@ def _start(workdir: Path, url: str, program: str, args: list[str]) -> subprocess
 
 
 class Alertmanager:
-    def __init__(self, workdir: Path, webhook_url: str) -> None:
+    """Alertmanager with one receiver: a webhook, or none (alerts only shown in its UI)."""
+
+    def __init__(self, workdir: Path, webhook_url: str | None, port: int | None = None) -> None:
         self.dir = workdir / "alertmanager"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
             "route": {
@@ -52,7 +54,11 @@ class Alertmanager:
             "receivers": [
                 {
                     "name": "webhook",
-                    "webhook_configs": [{"url": webhook_url, "send_resolved": True}],
+                    **(
+                        {"webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+                        if webhook_url
+                        else {}
+                    ),
                 }
             ],
         }
@@ -77,12 +83,19 @@ class Alertmanager:
 
 
 class Prometheus:
+    """Prometheus scraping the exporter and evaluating the bundled rules."""
+
     def __init__(
-        self, workdir: Path, exporter_url: str, alertmanager_url: str, interval: str = "2s"
+        self,
+        workdir: Path,
+        exporter_url: str,
+        alertmanager_url: str,
+        interval: str = "2s",
+        port: int | None = None,
     ) -> None:
         self.dir = workdir / "prometheus"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         target = exporter_url.removeprefix("http://")
         config = {
