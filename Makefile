@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit e2e control-plane run demo demo-stop e2e-kind bench-micro bench-slots prometheusrule clean
+# system-deps: openssl, promtool/Prometheus and Alertmanager (tests/cluster/system-deps.sh).
+.PHONY: test lint unit e2e control-plane system-deps run demo demo-stop e2e-kind bench-micro bench-slots prometheusrule clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -24,17 +25,20 @@ lint: $(STAMP)
 control-plane:
 	bash tests/cluster/build.sh >/dev/null
 
+system-deps:
+	bash tests/cluster/system-deps.sh
+
 # Two workers, one test file each at a time (--dist loadfile): every worker starts its own
 # control plane and exporter for the e2e files it gets.
 PYTEST_PARALLEL := -n 2 --dist loadfile
 
-test: lint control-plane
+test: lint control-plane system-deps
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not e2e"
 
-e2e: $(STAMP) control-plane
+e2e: $(STAMP) control-plane system-deps
 	$(BIN)/pytest -m e2e $(PYTEST_PARALLEL)
 
 run: $(STAMP)
@@ -49,7 +53,7 @@ e2e-kind: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .kind-kubeconfig
 
-demo: $(STAMP) control-plane
+demo: $(STAMP) control-plane system-deps
 	$(BIN)/python -m demo.run
 
 demo-stop: $(STAMP)
