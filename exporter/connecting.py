@@ -71,7 +71,8 @@ class Connection:
         )
 
 
-def _load(kubeconfig: str | None, context: str | None) -> Any:
+def load_configuration(kubeconfig: str | None, context: str | None) -> Any:
+    """The client's Configuration, loaded as kubectl would (may run an exec plugin)."""
     from kubernetes import client, config  # heavy import, done once in a thread
 
     cfg = client.Configuration()
@@ -90,7 +91,8 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
     return cfg
 
 
-def _ssl_context(cfg: Any) -> ssl.SSLContext | bool:
+def ssl_context(cfg: Any) -> ssl.SSLContext | bool:
+    """TLS settings of a Configuration for aiohttp (False for plain HTTP)."""
     if not cfg.host.startswith("https"):
         return False
     ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
@@ -109,8 +111,8 @@ async def connect(kubeconfig: str | None, context: str | None) -> Connection:
         AccessError: no usable configuration (missing file, unknown context, bad certificate).
     """
     try:
-        cfg = await asyncio.to_thread(_load, kubeconfig, context)
-        tls = _ssl_context(cfg)
+        cfg = await asyncio.to_thread(load_configuration, kubeconfig, context)
+        tls = ssl_context(cfg)
     except Exception as exc:  # the client raises many types: ConfigException, OSError, ...
         raise AccessError(f"cannot load Kubernetes credentials: {exc}") from exc
     return Connection(

@@ -59,6 +59,8 @@ class CronSlots:
     cj: CronJob
     schedule: Schedule | None
     cursor: float
+    grace: float
+    """Seconds a slot may be late; from the annotation or the flag, set when the CronJob changes."""
     pending: float | None = None
     """The first slot after the cursor, once computed."""
     following: float | None = None
@@ -195,7 +197,7 @@ class SlotTracker:
             cursor = max(t for t in (new.last_schedule, new.created, 0.0) if t is not None)
             if not new.last_schedule and not new.created:
                 cursor = now
-            state = CronSlots(new, self._schedule(new), cursor)
+            state = CronSlots(new, self._schedule(new), cursor, self._grace(new))
             if new.suspended:  # before start-up, slots take the state at start-up
                 state.suspensions.append((float("-inf") if not self._live else now, None))
             self.crons[key] = state
@@ -211,6 +213,8 @@ class SlotTracker:
                 state.cursor = max(state.cursor, now)  # a schedule change re-bases the cursor
                 state.pending = state.following = None
                 state.ran = {t for t in state.ran if t > state.cursor}
+            if state.cj.thresholds != new.thresholds:
+                state.grace = self._grace(new)
             state.cj = new
         if self._live:
             self._resolve(key, state, now)
@@ -299,7 +303,7 @@ class SlotTracker:
         schedule = state.schedule
         if schedule is None:
             return
-        grace = self._grace(state.cj)
+        grace = state.grace
         changed = False
         while True:
             if state.pending is None:
@@ -395,6 +399,6 @@ class SlotTracker:
             return 0.0
         since = state.overdue_from
         t = state.pending
-        if t is not None and t not in state.ran and now >= t + self._grace(state.cj):
+        if t is not None and t not in state.ran and now >= t + state.grace:
             since = t if since is None else min(since, t)
         return max(0.0, now - since) if since is not None else 0.0

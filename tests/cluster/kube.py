@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from exporter.connecting import _load, _ssl_context
+from exporter.connecting import load_configuration, ssl_context
 
 
 class KubeError(Exception):
@@ -23,9 +23,9 @@ class KubeError(Exception):
 
 class Kube:
     def __init__(self, kubeconfig: str) -> None:
-        self._config = _load(kubeconfig, None)
+        self._config = load_configuration(kubeconfig, None)
         self.host = self._config.host.rstrip("/")
-        tls = _ssl_context(self._config)
+        tls = ssl_context(self._config)
         self._ssl = tls if isinstance(tls, ssl.SSLContext) else None
 
     def request(
