@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # system-deps: openssl, promtool/Prometheus and Alertmanager (tests/cluster/system-deps.sh).
-.PHONY: test lint unit e2e control-plane system-deps run demo demo-stop e2e-kind bench-micro bench-slots prometheusrule clean
+.PHONY: test lint unit e2e control-plane system-deps run demo demo-stop e2e-kind bench-micro bench-slots prometheusrule dashboards dashboard-pictures clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests bench demo alerts
-	$(BIN)/ruff format --check exporter tests bench demo alerts
+	$(BIN)/ruff check exporter tests bench demo alerts grafana
+	$(BIN)/ruff format --check exporter tests bench demo alerts grafana
 	$(BIN)/mypy
 
 # Builds etcd, kube-apiserver, kube-controller-manager, kubectl and kwok from Go modules once
@@ -71,3 +71,11 @@ bench-slots: $(STAMP)
 # Regenerate deploy/prometheus-operator/prometheusrule.yaml from alerts/*.yaml.
 prometheusrule: $(STAMP)
 	$(BIN)/python alerts/render.py
+
+# Regenerate grafana/dashboards/*.json and the provisioning ConfigMap from grafana/dashboards.py.
+dashboards: $(STAMP)
+	$(BIN)/python -m grafana.generate
+
+# Draw docs/dashboards/*.png from the demo's Prometheus (run `make demo` in another shell first).
+dashboard-pictures: $(STAMP)
+	$(BIN)/python -m grafana.pictures $(ARGS)

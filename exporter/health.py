@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from exporter import __version__
 
 RESOURCES = ("jobs", "cronjobs", "pods")
+RESTART_REASONS = ("timeout", "gone", "inactivity", "torn", "error")
 
 
 class Health(Collector):
@@ -25,8 +26,12 @@ class Health(Collector):
 
     def __init__(self) -> None:
         self.watch_events: Counter[tuple[str, str]] = Counter()
-        self.watch_restarts: Counter[tuple[str, str]] = Counter()
-        self.relists: Counter[str] = Counter()
+        # Restarts and relists start at 0 per resource, so increase() over them is 0 rather
+        # than no data (dashboards and alerts then tell "none" from "not scraped").
+        self.watch_restarts: Counter[tuple[str, str]] = Counter(
+            dict.fromkeys(((r, why) for r in RESOURCES for why in RESTART_REASONS), 0)
+        )
+        self.relists: Counter[str] = Counter(dict.fromkeys(RESOURCES, 0))
         self.api_requests: Counter[tuple[str, str, str]] = Counter()
         self.errors: Counter[str] = Counter()
         self.owners_dropped = 0

@@ -173,8 +173,12 @@ async def test_job_deleted_during_a_forced_410_vanishes(
 
     await eventually(victim_gone)
     assert await job_names() == {f"job{i}" for i in range(10)} - {"job3"}
-    relists = await exporter.families()
-    assert relists["kube_batch_exporter_relists"].samples[0].value == 1
+    relists = {
+        s.labels["resource"]: s.value
+        for s in (await exporter.families())["kube_batch_exporter_relists"].samples
+        if s.name.endswith("_total")
+    }
+    assert relists == {"jobs": 1, "cronjobs": 0, "pods": 0}
 
 
 async def test_openmetrics_is_served_when_asked(exporter: Exporter) -> None:

@@ -4,7 +4,8 @@ Prometheus (Debian package) scrapes the session's exporter every 2 s and evaluat
 of alerts/ as they are; Alertmanager (Debian package) sends to a webhook served by this test.
 Scenarios, started together: a CronJob failing three times in a row (CronJobFailing fires,
 then resolves once it is fixed) and a Forbid CronJob whose slots are skipped
-(CronJobMissedSchedule fires).
+(CronJobMissedSchedule fires). Last, every panel query of the Grafana dashboards runs against
+this Prometheus over the scenarios' window.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from grafana.build import EMPTY_WHEN_HEALTHY
+from grafana.dashboards import CRONJOB, EXPORTER, OVERVIEW
+from grafana.querying import Result, run
 from tests.cluster.controlplane import free_port
 from tests.cluster.monitoring import ROOT, Alertmanager, Prometheus
 from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
@@ -102,6 +106,7 @@ def stack(
             },
         )
         yield {
+            "started": time.time(),
             "webhook": webhook,
             "prometheus": prometheus,
             "failing": failing_ns,
@@ -192,3 +197,37 @@ def test_no_unexpected_alert_for_these_workloads_or_the_exporter(stack: dict[str
     assert not unexpected, unexpected
     assert not webhook.seen("KubeBatchExporterDown", "firing")
     assert not webhook.seen("KubeBatchExporterWatchFailing", "firing")
+
+
+def test_every_dashboard_panel_query_parses_and_returns_data(stack: dict[str, Any]) -> None:
+    """Range queries over the scenarios' window; "Empty when healthy." panels may be empty.
+
+    The CronJob dashboard runs once per scenario CronJob: a panel passes when either has data
+    (the failing one never misses a slot, the Forbid one never fails).
+    """
+    url = stack["prometheus"].url
+    start, end = stack["started"], time.time()
+    results: list[Result] = [
+        *run(url, OVERVIEW, {"namespace": f"{stack['failing']}|{stack['forbid']}"}, start, end),
+        *run(url, EXPORTER, {"instance": ".+"}, start, end),
+    ]
+    errors = [f"{r.panel.title}: {r.error} in {r.expr}" for r in results if r.error]
+    per_cronjob = [
+        run(url, CRONJOB, {"namespace": ns, "cronjob": name}, start, end)
+        for ns, name in ((stack["failing"], "nightly"), (stack["forbid"], "hourly-sync"))
+    ]
+    errors += [f"{r.panel.title}: {r.error}" for rs in per_cronjob for r in rs if r.error]
+    assert not errors, errors
+    # A panel shows data when any of its targets does, for either CronJob of the detail board.
+    with_data = {r.panel.title for r in results if r.series}
+    with_data |= {r.panel.title for rs in per_cronjob for r in rs if r.series}
+    panels = [*OVERVIEW.panels(), *EXPORTER.panels(), *CRONJOB.panels()]
+    empty = [
+        p.title
+        for p in panels
+        if p.title not in with_data and EMPTY_WHEN_HEALTHY not in p.description
+    ]
+    assert not empty, f"no data from: {empty}"
+    print(
+        f"{len(panels)} dashboard panels; empty: {[p.title for p in panels if p.title not in with_data]}"
+    )

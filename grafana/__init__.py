@@ -1,0 +1,1 @@
+"""Grafana dashboards for kube-batch-exporter, generated from code (see build.py)."""
