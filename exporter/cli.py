@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         default="0.0.0.0:9847",
         help="HTTP address for /metrics, /healthz, /readyz and / (default %(default)s)",
     )
+    add(
+        "--web-config-file",
+        metavar="PATH",
+        help="TLS and basic-auth users for the HTTP endpoints, in the Prometheus "
+        "exporter-toolkit web config format (default: plain HTTP, no auth)",
+    )
     add("--namespaces", metavar="A,B", type=_csv, default="", help="watch only these")
     add("--exclude-namespaces", metavar="A,B", type=_csv, default="", help="never watch these")
     add(
@@ -164,6 +170,7 @@ def parse_settings(
         context=ns.context or None,
         listen_host=host,
         listen_port=port,
+        web_config_file=ns.web_config_file or None,
         namespaces=ns.namespaces,
         exclude_namespaces=ns.exclude_namespaces,
         job_family_label=ns.job_family_label or None,

@@ -25,6 +25,7 @@ from exporter.caching import ObjectCache
 from exporter.connecting import AccessError, Connection, connect
 from exporter.projecting import CronJob, Job, Pod, project_cronjob, project_job, project_pod
 from exporter.schedules import ScheduleState
+from exporter.securing import WebConfigError, load_web_config
 from exporter.serving import Service
 from exporter.settings import Settings
 from exporter.slots import SlotTracker
@@ -155,23 +156,32 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     """Run the exporter until ``stop`` is set; return the process exit code."""
     exporter = build(settings)
     try:
+        web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
+        tls = web_config.ssl_context() if web_config else None
         conn = await connect(settings.kubeconfig, settings.context)
-    except AccessError as exc:
+    except (AccessError, WebConfigError) as exc:
         logger.error("%s", exc)
         return 1
-    runner = web.AppRunner(exporter.service.app(), access_log=None, shutdown_timeout=1.0)
+    app = exporter.service.app()
+    if web_config and web_config.users:
+        app.middlewares.append(web_config.middleware())
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.listen_host, settings.listen_port).start()
+        await web.TCPSite(
+            runner, settings.listen_host, settings.listen_port, ssl_context=tls
+        ).start()
     except OSError as exc:
         logger.error("cannot listen on %s:%d: %s", settings.listen_host, settings.listen_port, exc)
         await runner.cleanup()
         return 1
     logger.info(
-        "kube-batch-exporter %s serving on http://%s:%d/ (API server %s)",
+        "kube-batch-exporter %s serving on %s://%s:%d/%s (API server %s)",
         __version__,
+        "https" if tls else "http",
         settings.listen_host,
         settings.listen_port,
+        " with basic auth" if web_config and web_config.users else "",
         conn.host,
     )
     async with conn.session() as session:

@@ -37,6 +37,8 @@ class Settings:
     """Kubeconfig context; None means the file's current context."""
     listen_host: str = "0.0.0.0"
     listen_port: int = 9847
+    web_config_file: str | None = None
+    """Exporter-toolkit web config: TLS and basic auth on the HTTP endpoints (securing.py)."""
     namespaces: tuple[str, ...] = ()
     """Watch only these namespaces (one list+watch per namespace); empty means all."""
     exclude_namespaces: tuple[str, ...] = ()
