@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # system-deps: openssl, promtool/Prometheus and Alertmanager (tests/cluster/system-deps.sh).
-.PHONY: test lint unit e2e control-plane system-deps run demo demo-stop e2e-kind bench-micro bench-slots prometheusrule dashboards dashboard-pictures clean
+.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench-micro bench-slots prometheusrule dashboards dashboard-pictures clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -19,11 +19,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check exporter tests bench demo alerts grafana
 	$(BIN)/ruff format --check exporter tests bench demo alerts grafana
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 # Builds etcd, kube-apiserver, kube-controller-manager, kubectl and kwok from Go modules once
 # per version (cold: ~12 min on 2 cores; cached: instant).
 control-plane:
 	bash tests/cluster/build.sh >/dev/null
+
+# helm and prometheus-operator's CRDs for the deploy tests, from Go modules (cold: ~3 min).
+tools:
+	bash tests/cluster/build-tool.sh helm >/dev/null
+	bash tests/cluster/build-tool.sh monitoring-crds >/dev/null
 
 system-deps:
 	bash tests/cluster/system-deps.sh
@@ -32,13 +38,13 @@ system-deps:
 # control plane and exporter for the e2e files it gets.
 PYTEST_PARALLEL := -n 2 --dist loadfile
 
-test: lint control-plane system-deps
+test: lint control-plane tools system-deps
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not e2e"
 
-e2e: $(STAMP) control-plane system-deps
+e2e: $(STAMP) control-plane tools system-deps
 	$(BIN)/pytest -m e2e $(PYTEST_PARALLEL)
 
 run: $(STAMP)
