@@ -1,7 +1,8 @@
 """Generate the prometheus-operator PrometheusRule from the rule files in alerts/.
 
 alerts/*.yaml are the single source (plain Prometheus rule files, loadable as they are);
-deploy/prometheus-operator/prometheusrule.yaml wraps the same groups in a PrometheusRule.
+deploy/prometheus-operator/prometheusrule.yaml wraps the same groups in a PrometheusRule, and
+the Helm chart gets them as files/prometheusrule-groups.yaml (the spec of its PrometheusRule).
 ``make prometheusrule`` rewrites it; a test fails when it is out of date.
 """
 
@@ -16,6 +17,9 @@ import yaml
 HERE = Path(__file__).resolve().parent
 SOURCES = ("recording.yaml", "cronjobs.yaml", "jobs.yaml", "exporter.yaml")
 OUTPUT = HERE.parent / "deploy" / "prometheus-operator" / "prometheusrule.yaml"
+CHART_RULES = (
+    HERE.parent / "deploy" / "helm" / "kube-batch-exporter" / "files" / "prometheusrule-groups.yaml"
+)
 HEADER = (
     "# Generated from alerts/*.yaml by `make prometheusrule`; do not edit.\n"
     "# kube-prometheus-stack only loads rules that carry its release label: add e.g.\n"
@@ -60,16 +64,27 @@ def render() -> str:
     return HEADER + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100)
 
 
+def outputs() -> dict[Path, str]:
+    """Every generated file and its content."""
+    chart = "# Generated from alerts/*.yaml by `make prometheusrule`; do not edit.\n" + yaml.dump(
+        {"groups": groups()}, Dumper=_Dumper, sort_keys=False, width=100
+    )
+    return {OUTPUT: render(), CHART_RULES: chart}
+
+
 def main() -> int:
-    """Write the manifest (or, with --check, fail when it differs)."""
-    text = render()
+    """Write the files (or, with --check, fail when one differs)."""
+    stale = [
+        path for path, text in outputs().items() if not path.exists() or path.read_text() != text
+    ]
     if "--check" in sys.argv:
-        if OUTPUT.read_text() != text:
-            print(f"{OUTPUT} is out of date: run `make prometheusrule`", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT}")
+        for path in stale:
+            print(f"{path} is out of date: run `make prometheusrule`", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Write grafana/dashboards/*.json and the provisioning ConfigMap from grafana/dashboards.py.
+"""Write grafana/dashboards/*.json, the provisioning ConfigMap and the Helm chart's copies.
 
 ``make dashboards`` runs it; ``--check`` exits 1 when a committed file differs from what the
 code generates (a test runs that), so the JSON never drifts from its source.
@@ -18,6 +18,7 @@ from grafana.dashboards import DASHBOARDS
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "grafana" / "dashboards"
 CONFIGMAP = ROOT / "deploy" / "prometheus-operator" / "grafana-dashboards.yaml"
+CHART = ROOT / "deploy" / "helm" / "kube-batch-exporter" / "files" / "dashboards"
 HEADER = (
     "# Generated from grafana/dashboards.py by `make dashboards`; do not edit.\n"
     "# Grafana's dashboard sidecar (e.g. kube-prometheus-stack) loads ConfigMaps labelled\n"
@@ -27,10 +28,12 @@ HEADER = (
 
 def outputs() -> dict[Path, str]:
     """Every generated file and its content."""
-    files = {
-        OUT / f"{d.uid.removeprefix('kbe-')}.json": json.dumps(d.render(), indent=2) + "\n"
+    models = {
+        f"{d.uid.removeprefix('kbe-')}.json": json.dumps(d.render(), indent=2) + "\n"
         for d in DASHBOARDS
     }
+    files = {OUT / name: text for name, text in models.items()}
+    files |= {CHART / name: text for name, text in models.items()}
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -43,7 +46,7 @@ def outputs() -> dict[Path, str]:
             },
             "annotations": {"grafana_folder": "Batch"},
         },
-        "data": {path.name: text for path, text in files.items()},
+        "data": models,
     }
     files[CONFIGMAP] = HEADER + yaml.safe_dump(configmap, sort_keys=False, width=100)
     return files
