@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -67,16 +68,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 class Exporter:
     """The exporter CLI running as a subprocess against the cluster."""
 
-    def __init__(self, kubeconfig: Path, log: Path, *args: str) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        *args: str,
+        tls: ssl.SSLContext | None = None,
+        headers: dict[str, str] | None = None,
+        launcher: tuple[str, ...] = (sys.executable, "-m", "exporter"),
+    ) -> None:
+        """Start it; ``tls`` and ``headers`` are how the helper reaches a secured endpoint,
+        ``launcher`` the command the flags are appended to."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.tls, self.headers = tls, headers or {}
         self.log = log
         self._log_file = log.open("wb")  # closed in stop()
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "exporter",
+                *launcher,
                 "--kubeconfig",
                 str(kubeconfig),
                 "--listen",
@@ -87,9 +97,12 @@ class Exporter:
             stderr=self._log_file,
         )
 
-    def get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(
+            self.url + path, headers=self.headers if headers is None else headers
+        )
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5, context=self.tls) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()

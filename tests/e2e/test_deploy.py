@@ -1,0 +1,348 @@
+"""The shipped deploy files, proven on the real apiserver (RBAC on).
+
+- kustomize (base and overlays) and Helm output (several value sets) pass
+  ``kubectl apply --dry-run=server``, with prometheus-operator's CRDs generated from its
+  published API types, so ServiceMonitor and PrometheusRule are checked against real schemas.
+- The exporter runs with a token of the shipped ServiceAccount under the shipped ClusterRole,
+  behind TLS and basic auth: fully functional; an unauthenticated scrape is refused; without
+  the binding it reports the permission error in its log and on /readyz, and recovers when
+  the binding is back; secret values in a Job's env and annotations never appear in /metrics
+  or in its debug log.
+- The image's install recipe (wheels-only venv, pip removed) runs as uid 65534 on a
+  read-only root filesystem.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+import yaml
+
+from tests.cluster.controlplane import build
+from tests.cluster.monitoring import ROOT
+from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
+
+pytestmark = pytest.mark.timeout(600)
+
+CHART = ROOT / "deploy" / "helm" / "kube-batch-exporter"
+KUSTOMIZE = ROOT / "deploy" / "kustomize"
+PASSWORD = "scrape-" + uuid.uuid4().hex
+HELM_VALUES = {
+    "defaults": [],
+    "namespaced, everything on": [
+        "--set", "namespaces={team-a,team-b}",
+        "--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboards.enabled=true",
+        "--set", "webConfig.secretName=kbe-web-config",
+        "--set", "extraArgs={--missed-grace=2m}",
+        "--set", "nodeSelector.kubernetes\\.io/os=linux",
+        "--set", "tolerations[0].key=batch,tolerations[0].operator=Exists",
+    ],
+}  # fmt: skip
+
+
+def tool(name: str) -> str:
+    """A helper built from its Go module (tests/cluster/build-tool.sh; cached by version)."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "tests/cluster/build-tool.sh"), name],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+class Kubectl:
+    """kubectl with the admin kubeconfig of the test cluster."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        found = str(build() / "kubectl") if cluster.local else shutil.which("kubectl")
+        assert found, "kubectl not found"
+        self.path, self.kubeconfig = found, str(cluster.kubeconfig)
+
+    def __call__(self, *args: str, stdin: str = "") -> str:
+        done = subprocess.run(
+            [self.path, "--kubeconfig", self.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster: Cluster) -> Kubectl:
+    kubectl = Kubectl(cluster)
+    crds = Path(tool("monitoring-crds"))
+    for crd in sorted(crds.glob("*.yaml")):
+        kubectl("apply", "--server-side", "-f", str(crd))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/prometheusrules.monitoring.coreos.com")  # fmt: skip
+    existing = kubectl("get", "namespaces", "-o", "name").split()
+    for ns in ("monitoring", "team-a", "team-b"):
+        if f"namespace/{ns}" not in existing:
+            kubectl("create", "namespace", ns)
+    return kubectl
+
+
+def dry_run(kubectl: Kubectl, manifests: str) -> list[str]:
+    """Server-side dry run of every object; returns the kind/name lines kubectl printed."""
+    out = kubectl("apply", "--dry-run=server", "-f", "-", stdin=manifests)
+    return [line.split()[0] for line in out.splitlines() if "(server dry run)" in line]
+
+
+def kinds(manifests: str) -> list[str]:
+    return sorted(d["kind"] for d in yaml.safe_load_all(manifests) if d)
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/namespaced", "overlays/prometheus-operator"])
+def test_kustomize_output_passes_a_server_dry_run(kubectl: Kubectl, overlay: str) -> None:
+    manifests = kubectl("kustomize", str(KUSTOMIZE / overlay))
+    accepted = dry_run(kubectl, manifests)
+    assert len(accepted) == len(kinds(manifests)) > 0
+    if overlay == "overlays/namespaced":
+        assert "ClusterRole" not in kinds(manifests) and kinds(manifests).count("Role") == 2
+    if overlay == "overlays/prometheus-operator":
+        assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(kinds(manifests))
+
+
+@pytest.mark.parametrize("values", sorted(HELM_VALUES))
+def test_helm_output_passes_lint_and_a_server_dry_run(kubectl: Kubectl, values: str) -> None:
+    helm = tool("helm")
+    args = HELM_VALUES[values]
+    lint = subprocess.run(
+        [helm, "lint", "--strict", str(CHART), *args], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    manifests = subprocess.run(
+        [helm, "template", "kbe", str(CHART), "--namespace", "monitoring", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    accepted = dry_run(kubectl, manifests)
+    assert len(accepted) == len(kinds(manifests)) > 0
+    if values != "defaults":
+        assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Role"} <= set(kinds(manifests))
+        deployment = next(
+            d for d in yaml.safe_load_all(manifests) if d and d["kind"] == "Deployment"
+        )
+        assert (
+            "--namespaces=team-a,team-b"
+            in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
+
+
+def _base_rbac(kubectl: Kubectl) -> str:
+    """The ServiceAccount, ClusterRole and ClusterRoleBinding of the kustomize base."""
+    docs = yaml.safe_load_all(kubectl("kustomize", str(KUSTOMIZE / "base")))
+    keep = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    return yaml.safe_dump_all([d for d in docs if d["kind"] in keep])
+
+
+def _token_kubeconfig(cluster: Cluster, kubectl: Kubectl, path: Path) -> Path:
+    token = kubectl("create", "token", "kube-batch-exporter", "-n", "monitoring", "--duration=2h")
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": "kube-batch-exporter", "user": {"token": token.strip()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": "kube-batch-exporter"}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _web_config(work: Path) -> tuple[Path, ssl.SSLContext]:
+    cert, key = work / "tls.crt", work / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+    web = work / "web.yml"
+    web.write_text(
+        yaml.safe_dump(
+            {
+                "tls_server_config": {"cert_file": str(cert), "key_file": str(key)},
+                "basic_auth_users": {"prometheus": hashed},
+            }
+        )
+    )
+    return web, ssl.create_default_context(cafile=str(cert))
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture(scope="module")
+def secured(
+    cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The exporter as deployed: SA token under the shipped ClusterRole, TLS, basic auth."""
+    work = tmp_path_factory.mktemp("secured")
+    rbac = _base_rbac(kubectl)
+    kubectl("apply", "-f", "-", stdin=rbac)
+    web, tls = _web_config(work)
+    exporter = Exporter(
+        _token_kubeconfig(cluster, kubectl, work / "sa.kubeconfig"),
+        work / "exporter.log",
+        "--web-config-file", str(web),
+        "--log-level", "debug",
+        "--watch-timeout", "10s",
+        tls=tls,
+        headers=basic("prometheus", PASSWORD),
+    )  # fmt: skip
+    try:
+        exporter.wait_ready()
+        yield {"exporter": exporter, "rbac": rbac}
+    finally:
+        assert exporter.stop() == 0, exporter.log.read_text()[-2000:]
+        kubectl("apply", "-f", "-", stdin=rbac)  # leave the binding as the next test expects
+
+
+def _run_counted(
+    cluster: Cluster, exporter: Exporter, ns: str, name: str, job: dict[str, Any]
+) -> None:
+    cluster.kube.create(f"/apis/batch/v1/namespaces/{ns}/jobs", job)
+    eventually(
+        lambda: (
+            exporter.value("kube_batch_runs_total", ns, owner_name=name, result="succeeded") == 1
+        ),
+        60,
+        f"the run of {name} counted",
+    )
+
+
+def test_the_shipped_role_is_enough_and_secrets_never_leak(
+    cluster: Cluster, secured: dict[str, Any]
+) -> None:
+    exporter: Exporter = secured["exporter"]
+    ns = new_namespace(cluster, "deploy")
+    env_secret, annotation_secret = f"env-{uuid.uuid4().hex}", f"ann-{uuid.uuid4().hex}"
+    template = pod_template(cluster, "1s")
+    template["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": env_secret}]
+    template["metadata"]["annotations"]["vault.example/token"] = annotation_secret
+    job = {
+        "metadata": {"name": "export", "annotations": {"vault.example/token": annotation_secret}},
+        "spec": {"backoffLimit": 0, "template": template},
+    }
+    _run_counted(cluster, exporter, ns, "export", job)
+    status, metrics = exporter.get("/metrics")
+    assert status == 200 and 'job_name="export"' in metrics
+    assert exporter.value("kube_batch_exporter_synced", "", resource="pods") is None  # no ns label
+    log = exporter.log.read_text()
+    assert "DEBUG" in log  # the strictest log level was on
+    for secret in (env_secret, annotation_secret):
+        assert secret not in metrics
+        assert secret not in log
+
+
+def test_scrapes_need_tls_and_the_password(secured: dict[str, Any]) -> None:
+    exporter: Exporter = secured["exporter"]
+    assert exporter.get("/metrics", headers={})[0] == 401
+    assert exporter.get("/metrics", headers=basic("prometheus", "guess"))[0] == 401
+    assert exporter.get("/metrics")[0] == 200
+    assert exporter.get("/readyz", headers={})[0] == 200  # probes stay open
+    with pytest.raises(OSError):
+        urllib.request.urlopen(exporter.url.replace("https", "http") + "/metrics", timeout=5)
+    assert PASSWORD not in exporter.log.read_text()
+
+
+def test_a_missing_binding_is_reported_and_recovered_from(
+    cluster: Cluster, kubectl: Kubectl, secured: dict[str, Any]
+) -> None:
+    exporter: Exporter = secured["exporter"]
+    kubectl("delete", "clusterrolebinding", "kube-batch-exporter")
+
+    def not_ready_for_permission() -> bool:
+        status, body = exporter.get("/readyz")
+        return status == 503 and "permission denied" in body
+
+    eventually(not_ready_for_permission, 90, "/readyz reporting the missing permission")
+    _, body = exporter.get("/readyz")
+    assert "needs list and watch" in body
+    assert "permission denied: the exporter's ServiceAccount needs list and watch" in (
+        exporter.log.read_text()
+    )
+
+    kubectl("apply", "-f", "-", stdin=secured["rbac"])
+    eventually(lambda: exporter.get("/readyz")[0] == 200, 90, "recovery once the binding is back")
+    ns = new_namespace(cluster, "deploy-back")
+    job = {"metadata": {"name": "after"}, "spec": {"template": pod_template(cluster, "1s")}}
+    _run_counted(cluster, exporter, ns, "after", job)
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A work dir uid 65534 can reach (pytest's own tmp dirs are 0700 and owned by root)."""
+    path = Path(tempfile.mkdtemp(prefix="kbe-image-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_the_image_recipe_runs_as_nobody_on_a_read_only_root(
+    cluster: Cluster, world_readable_dir: Path
+) -> None:
+    """The Dockerfile's steps without Docker: a wheels-only venv with pip removed, run as
+    65534:65534 in a mount namespace where / is read-only (needs root, as CI runs)."""
+    python = "/usr/bin/python3"  # Debian's python3-venv: reachable by uid 65534, unlike pyenv's
+    if os.geteuid() != 0 or not Path(python).exists():
+        pytest.fail("needs root and Debian's python3-venv (make system-deps installs it)")
+    work = world_readable_dir
+    venv = work / "kbe"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin/pip"), "install", "--quiet", "--no-cache-dir", "--only-binary=:all:"]
+    subprocess.run([*pip, str(ROOT)], check=True, capture_output=True)
+    subprocess.run([str(venv / "bin/pip"), "uninstall", "--quiet", "--yes", "pip"], check=True)
+    assert not (venv / "bin/pip").exists()
+    # the kubeconfig and its certificates, copied where uid 65534 can read them
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    for section, key in (("clusters", "cluster"), ("users", "user")):
+        for entry in admin[section]:
+            for field in ("certificate-authority", "client-certificate", "client-key"):
+                if field in entry[key]:
+                    entry[key][field] = shutil.copy(entry[key][field], work)
+    (work / "kubeconfig").write_text(yaml.safe_dump(admin))
+    subprocess.run(["chmod", "-R", "a+rX", str(work)], check=True)
+    read_only_as_nobody = (
+        "mount --bind / / && mount -o bind,remount,ro / && "
+        "exec setpriv --reuid 65534 --regid 65534 --clear-groups "
+        'env -i PYTHONDONTWRITEBYTECODE=1 HOME=/nonexistent "$0" "$@"'
+    )
+    exporter = Exporter(
+        work / "kubeconfig",
+        work / "exporter.log",
+        launcher=("unshare", "--mount", "--propagation", "private",
+                  "sh", "-c", read_only_as_nobody, str(venv / "bin/kube-batch-exporter")),
+    )  # fmt: skip
+    try:
+        exporter.wait_ready()
+        user = subprocess.run(
+            ["ps", "-o", "user=", "-p", str(exporter.proc.pid)], capture_output=True, text=True
+        ).stdout.strip()
+        assert user == "nobody"
+        assert exporter.get("/metrics")[0] == 200
+    finally:
+        assert exporter.stop() == 0, exporter.log.read_text()[-2000:]
+    assert "Read-only file system" not in exporter.log.read_text()
