@@ -11,13 +11,17 @@ from typing import Any
 NODE = "kwok-node-0"
 
 
-def _template(run_for: str, exit_code: int = 0, reason: str = "Error") -> dict[str, Any]:
+def _template(
+    run_for: str, exit_code: int = 0, reason: str = "Error", fail_attempts: int = 0
+) -> dict[str, Any]:
     annotations = {"kube-batch-exporter.test/run-for": run_for}
     if exit_code:
         annotations |= {
             "kube-batch-exporter.test/exit-code": str(exit_code),
             "kube-batch-exporter.test/reason": reason,
         }
+    if fail_attempts:
+        annotations["kube-batch-exporter.test/fail-attempts"] = str(fail_attempts)
     return {
         "metadata": {"annotations": annotations},
         "spec": {
@@ -62,6 +66,14 @@ WORKLOADS: list[dict[str, Any]] = [
         _template("5s", exit_code=1),
         {"backoffLimit": 0},
         failedJobsHistoryLimit=3,
+    ),
+    # Fails its first attempt, succeeds on the retry. The per-index backoff makes the Job
+    # controller number attempts on the pods, which is what the kwok stages can see.
+    _cronjob(
+        "flaky-etl",
+        "*/2 * * * *",
+        _template("5s", exit_code=1, fail_attempts=1),
+        {"completionMode": "Indexed", "completions": 1, "backoffLimitPerIndex": 2},
     ),
     _job("image-resize", _template("2s", exit_code=137, reason="OOMKilled"), backoffLimit=2),
     _job("shard-index", _template("3s"), completions=5, parallelism=2, completionMode="Indexed"),

@@ -63,15 +63,19 @@ def test_demo_shows_runs_and_alerts_and_stops_cleanly(tmp_path: Path) -> None:
             "the demo stack",
         )
 
-        def cronjob_runs() -> float:
+        def total(name: str, **labels: str) -> float:
             return sum(
                 s.value
                 for f in text_string_to_metric_families(get(exporter + "/metrics"))
                 for s in f.samples
-                if s.name == "kube_batch_runs_total" and s.labels["owner_kind"] == "CronJob"
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
             )
 
-        eventually(lambda: cronjob_runs() >= 1, 180, "a CronJob run counted")
+        eventually(
+            lambda: total("kube_batch_runs_total", owner_kind="CronJob") >= 1,
+            180,
+            "a CronJob run counted",
+        )
 
         def firing() -> list[str]:
             alerts = json.loads(get(alertmanager + "/api/v2/alerts"))
@@ -79,6 +83,14 @@ def test_demo_shows_runs_and_alerts_and_stops_cleanly(tmp_path: Path) -> None:
 
         eventually(lambda: bool(firing()), 240, "an alert firing in Alertmanager")
         print("firing in the demo:", sorted(set(firing())))
+        flaky = {"owner_name": "flaky-etl"}
+        eventually(
+            lambda: total("kube_batch_runs_total", result="succeeded", **flaky) >= 1,
+            180,
+            "the flaky ETL succeeding on its retry",
+        )
+        assert total("kube_batch_runs_total", result="failed", **flaky) == 0
+        assert total("kube_batch_pod_failures_total", reason="Error", **flaky) >= 1
     finally:
         pid_file = tmp_path / "demo" / "pids"
         started = [
