@@ -27,6 +27,8 @@ class Query:
     expr: str
     legend: str = ""
     instant: bool = False
+    heatmap: bool = False
+    """Cumulative histogram buckets that Grafana turns into per-bucket counts, sorted by le."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Panel:
     mappings: tuple[tuple[str, str, str], ...] = ()
     """(value, text, colour) value mappings for states."""
     options: dict[str, Any] = field(default_factory=dict)
+    decimals: int | None = None
+    """Fixed decimals; 0 for counts, whose increase() is extrapolated to fractions."""
 
     def render(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
         """The panel's JSON at a grid position."""
@@ -62,6 +66,8 @@ class Panel:
                 "mode": "thresholds" if self.kind in ("stat", "bargauge") else "palette-classic"
             },
         }
+        if self.decimals is not None:
+            defaults["decimals"] = self.decimals
         if self.links:
             defaults["links"] = [{"title": t, "url": u} for t, u in self.links]
         if self.mappings:
@@ -90,6 +96,7 @@ class Panel:
                     "instant": q.instant,
                     "range": not q.instant,
                     **({"format": "table"} if self.kind == "table" else {}),
+                    **({"format": "heatmap"} if q.heatmap else {}),
                 }
                 for i, q in enumerate(self.queries)
             ],

@@ -53,7 +53,10 @@ def _stat(
 ) -> Panel:
     """A single number now (``lastNotNull`` of an instant query)."""
     query = (Query(expr, instant=True),)
-    return Panel("stat", title, description, query, unit, 4, 4, steps, runbook, (), mappings, STAT)
+    decimals = 0 if unit == "short" else None
+    return Panel(
+        "stat", title, description, query, unit, 4, 4, steps, runbook, (), mappings, STAT, decimals
+    )
 
 
 def _series(
@@ -352,6 +355,7 @@ CRONJOB = Dashboard(
                     f"increase(kube_batch_run_duration_seconds_bucket{{{OWNER}}}[$__range]))",
                     "≤ {{le}} s",
                     instant=True,
+                    heatmap=True,
                 ),
             ),
             "short",
@@ -410,7 +414,7 @@ CRONJOB = Dashboard(
             runbook="BatchJobRetrying",
         ),
         _series(
-            "Consecutive failures",
+            "Consecutive failures over time",
             "Failed runs in a row, against the CronJobFailing threshold.",
             "short",
             Query(f"kube_batch_consecutive_failures{{{OWNER}}}", "in a row"),
@@ -583,12 +587,19 @@ EXPORTER = Dashboard(
             width=12,
         ),
         _series(
-            "Memory and scrape size",
-            "Resident memory and the size of a /metrics answer.",
+            "Memory",
+            "Resident memory of the exporter; it grows with the objects tracked (about 3.5 KiB "
+            "per Job and 0.5 KiB per Pod).",
             "bytes",
             Query(f"process_resident_memory_bytes{{{INSTANCE}}}", "RSS {{instance}}"),
-            Query(f"kube_batch_exporter_last_scrape_bytes{{{INSTANCE}}}", "scrape {{instance}}"),
-            width=24,
+            width=12,
+        ),
+        _series(
+            "Scrape size",
+            "Bytes of the exporter's previous /metrics answer.",
+            "bytes",
+            Query(f"kube_batch_exporter_last_scrape_bytes{{{INSTANCE}}}", "{{instance}}"),
+            width=12,
         ),
     ),
 )

@@ -8,6 +8,7 @@ drawn with matplotlib: they show the data a user would see, not Grafana's exact 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -28,10 +29,12 @@ COLOURS = {"green": "#73bf69", "orange": "#ff9830", "red": "#f2495c", "blue": "#
 COLOURS |= {"yellow": "#fade2a", "gray": "#8e8e8e"}
 
 
-def fmt(value: float, unit: str, now: float) -> str:
+def fmt(value: float, unit: str, now: float, decimals: int | None = None) -> str:
     """A value in the panel's unit, roughly as Grafana shows it."""
     if value != value:  # NaN
         return "n/a"
+    if decimals is not None and unit == "short":
+        return f"{value:.{decimals}f}"
     if unit == "s":
         for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
             if abs(value) >= size:
@@ -54,7 +57,7 @@ def legend(query_legend: str, labels: dict[str, str]) -> str:
     out = query_legend
     for key, value in labels.items():
         out = out.replace("{{" + key + "}}", value)
-    return out
+    return re.sub(r"\{\{\w+\}\}", "", out).strip()  # absent labels read as empty
 
 
 def _last(series: dict[str, Any]) -> float:
@@ -73,7 +76,7 @@ def _stat(ax: Axes, results: list[Result], now: float) -> None:
         colour = TEXT
     else:
         value = _last(series[0])
-        text = fmt(value, panel.unit, now)
+        text = fmt(value, panel.unit, now, panel.decimals)
         mapped = {v: (t, c) for v, t, c in panel.mappings}.get(f"{value:g}")
         text, colour = mapped if mapped else (text, _threshold_colour(panel.steps, value))
         colour = COLOURS.get(colour, colour)
@@ -111,11 +114,14 @@ def _timeseries(ax: Axes, results: list[Result], now: float) -> None:
 def _state_timeline(ax: Axes, results: list[Result], now: float) -> None:
     mapping = {v: (t, COLOURS.get(c, c)) for v, t, c in results[0].panel.mappings}
     rows = [(legend(r.query.legend, s["metric"]), s) for r in results for s in r.series]
+    times = sorted({float(t) for _, s in rows for t, _ in s["values"]})
+    step = (times[1] - times[0]) / 60 if len(times) > 1 else 0.5
     for row, (name, series) in enumerate(sorted(rows, key=lambda x: x[0])[-12:]):
         for t, v in series["values"]:
             _, colour = mapping.get(f"{float(v):g}", ("", GRID))
-            ax.barh(row, 0.25, left=(float(t) - now) / 60, color=colour, height=0.8)
-        ax.text(0, row, f" {name[:30]}", va="center", color=TEXT, fontsize=5)
+            ax.barh(row, step, left=(float(t) - now) / 60, color=colour, height=0.8)
+        start = (float(series["values"][0][0]) - now) / 60
+        ax.text(start, row, f"{name[:30]} ", va="center", ha="right", color=TEXT, fontsize=5)
     ax.set_yticks([])
     ax.set_xlabel("minutes before now", color=TEXT, fontsize=6)
     handles = [Rectangle((0, 0), 1, 1, color=c) for _, c in mapping.values()]
@@ -125,7 +131,14 @@ def _state_timeline(ax: Axes, results: list[Result], now: float) -> None:
 def _bars(ax: Axes, results: list[Result], now: float) -> None:
     result = results[0]
     rows = [(legend(result.query.legend, s["metric"]), _last(s)) for s in result.series]
-    rows = rows[:12]
+    if result.query.heatmap:  # cumulative buckets -> per-bucket counts, by upper bound
+        ordered = sorted(result.series, key=lambda s: float(s["metric"]["le"]))
+        counts = [_last(s) for s in ordered]
+        rows = [
+            (legend(result.query.legend, s["metric"]), count - (counts[i - 1] if i else 0))
+            for i, (s, count) in enumerate(zip(ordered, counts, strict=True))
+        ]
+    rows = rows[:16]
     ax.barh(range(len(rows)), [v for _, v in rows], color=COLOURS["green"])
     ax.set_yticks(range(len(rows)), [n[:30] for n, _ in rows], fontsize=5, color=TEXT)
     ax.xaxis.set_major_formatter(lambda v, _: fmt(v, result.panel.unit, now))
@@ -157,27 +170,31 @@ def draw(dashboard: Dashboard, results: list[Result], path: Path, now: float) ->
     model = dashboard.render()
     height = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in model["panels"])
     fig = plt.figure(figsize=(16, height * 0.32), facecolor=BACKGROUND)
-    fig.suptitle(dashboard.title, color=TEXT, fontsize=12, x=0.01, ha="left")
-    by_title: dict[str, list[Result]] = {}
+    fig.suptitle(dashboard.title, color=TEXT, fontsize=12, x=0.004, y=0.995, ha="left")
+    by_panel: dict[int, list[Result]] = {}
     for result in results:
-        by_title.setdefault(result.panel.title, []).append(result)
+        by_panel.setdefault(id(result.panel), []).append(result)
+    panels = iter(dashboard.panels())  # in the same order as the model's non-row panels
+    header, unit_height = 0.04, 0.95 / height  # figure fractions: title band, one grid row
     for item in model["panels"]:
         pos = item["gridPos"]
+        top = 1 - header - pos["y"] * unit_height
+        axes_pad = 0.03 if item["type"] in ("timeseries", "bargauge") else 0.004
         rect = (
-            pos["x"] / 24 + 0.004,
-            1 - (pos["y"] + pos["h"]) / (height + 1.5) + 0.004,
-            pos["w"] / 24 - 0.008,
-            pos["h"] / (height + 1.5) - 0.012,
+            pos["x"] / 24 + axes_pad,
+            top - pos["h"] * unit_height + 0.012,
+            pos["w"] / 24 - axes_pad - 0.004,
+            pos["h"] * unit_height - 0.03,
         )
         if item["type"] == "row":
-            fig.text(rect[0], rect[1] + 0.005, item["title"], color=TEXT, fontsize=9, weight="bold")
+            fig.text(0.004, top - 0.012, item["title"], color=TEXT, fontsize=9, weight="bold")
             continue
         ax = fig.add_axes(rect, facecolor=PANEL)
         ax.set_title(item["title"], color=TEXT, fontsize=7, loc="left")
         ax.tick_params(colors=TEXT, labelsize=5)
         for spine in ax.spines.values():
             spine.set_color(GRID)
-        DRAW[item["type"]](ax, by_title[item["title"]], now)
+        DRAW[item["type"]](ax, by_panel[id(next(panels))], now)
         if item["type"] in ("stat", "table"):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -191,7 +208,7 @@ def main() -> int:
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
     parser.add_argument("--minutes", type=int, default=30, help="time range to draw")
     parser.add_argument("--namespace", default="default")
-    parser.add_argument("--cronjob", default="report", help="CronJob for the detail dashboard")
+    parser.add_argument("--cronjob", default="flaky-etl", help="CronJob for the detail dashboard")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "dashboards")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

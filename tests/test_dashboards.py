@@ -80,6 +80,8 @@ def test_ids_and_uids_are_unique_and_stable() -> None:
     for name, model in MODELS.items():
         ids = [p["id"] for p in model["panels"]]
         assert len(ids) == len(set(ids)), name
+        titles = [p["title"] for p in panels(model)]
+        assert len(titles) == len(set(titles)), f"{name}: two panels with one title"
         assert "kube-batch-exporter" in model["tags"], name
 
 

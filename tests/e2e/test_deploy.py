@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -144,6 +145,42 @@ def test_helm_output_passes_lint_and_a_server_dry_run(kubectl: Kubectl, values: 
             "--namespaces=team-a,team-b"
             in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         )
+
+
+def readme_install_commands() -> list[str]:
+    """The shell commands of README.md's "Install in a cluster" section, one per line."""
+    section = (ROOT / "README.md").read_text().split("## Install in a cluster")[1]
+    section = section.split("\n## ")[0]
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            command = re.sub(r"\s+#.*$", "", line).strip()
+            if command:
+                commands.append(" ".join(command.split()))
+    return commands
+
+
+def test_the_readme_install_commands_pass_a_server_dry_run(
+    cluster: Cluster, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """What a user pastes from the README, with kubectl and helm as built here, dry-run."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "kubectl").symlink_to(kubectl.path)
+    (tools / "helm").symlink_to(tool("helm"))
+    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}", "KUBECONFIG": kubectl.kubeconfig}
+    commands = readme_install_commands()
+    assert len(commands) == 5, commands
+    for command in commands:
+        dry = command.replace("kubectl apply -f -", "kubectl apply --dry-run=server -f -")
+        if dry.startswith("kubectl create namespace"):
+            dry += " --dry-run=client"  # it exists already; only the syntax is at stake
+        assert "--dry-run" in dry, command
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", dry], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+        assert "created" in done.stdout or "configured" in done.stdout, done.stdout
 
 
 def _base_rbac(kubectl: Kubectl) -> str:
