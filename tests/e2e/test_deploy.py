@@ -31,6 +31,7 @@ import bcrypt
 import pytest
 import yaml
 
+from tests.certs import self_signed
 from tests.cluster.controlplane import build
 from tests.cluster.monitoring import ROOT
 from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
@@ -206,14 +207,7 @@ def _token_kubeconfig(cluster: Cluster, kubectl: Kubectl, path: Path) -> Path:
 
 
 def _web_config(work: Path) -> tuple[Path, ssl.SSLContext]:
-    cert, key = work / "tls.crt", work / "tls.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(work)
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
     web = work / "web.yml"
     web.write_text(
