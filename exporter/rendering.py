@@ -46,11 +46,14 @@ def format_value(value: float) -> str:
     return repr(value)
 
 
+def label_pairs(labels: Labels) -> str:
+    """Render ``a="x",b="y"``; an object's identity is escaped once and shared by its families."""
+    return ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels)
+
+
 def format_labels(labels: Labels) -> str:
     """Render ``{a="x",b="y"}`` (empty string when there are no labels)."""
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels) + "}"
+    return "{" + label_pairs(labels) + "}" if labels else ""
 
 
 def header(name: str, help_text: str, kind: str, openmetrics: bool = False) -> bytes:
@@ -90,12 +93,19 @@ class LiveFamily(Generic[R]):
     applies: Callable[[R], bool]
 
 
-def render(name: str, identity: Labels, samples: Iterable[Sample]) -> bytes:
-    """Render samples of one family for one object into exposition lines."""
-    return "".join(
-        f"{name}{suffix}{format_labels(identity + extra)} {format_value(value)}\n"
-        for suffix, extra, value in samples
-    ).encode()
+def render(name: str, identity: str, samples: Iterable[Sample]) -> bytes:
+    """Render samples of one family for one object into exposition lines.
+
+    ``identity`` is the object's labels already escaped by :func:`label_pairs`: every Job has
+    some twenty families, and escaping its identity once per change instead of once per
+    family was the largest saving in the watch-event profile.
+    """
+    lines = []
+    for suffix, extra, value in samples:
+        pairs = ",".join(filter(None, (identity, label_pairs(extra))))
+        labels = "{" + pairs + "}" if pairs else ""
+        lines.append(f"{name}{suffix}{labels} {format_value(value)}\n")
+    return "".join(lines).encode()
 
 
 def histogram_samples(
@@ -149,7 +159,7 @@ class RenderedFamilies(Generic[R]):
                 for live in self._live_lines:
                     live.pop(old.uid, None)
             return
-        identity = self._identity(new)
+        identity = label_pairs(self._identity(new))
         for family, lines in zip(self._families, self._lines, strict=True):
             text = render(family.name, identity, family.generate(new))
             if text:
@@ -158,7 +168,8 @@ class RenderedFamilies(Generic[R]):
                 lines.pop(new.uid, None)
         for live_family, live in zip(self._live, self._live_lines, strict=True):
             if live_family.applies(new):
-                live[new.uid] = (f"{live_family.name}{format_labels(identity)} ".encode(), new)
+                labels = "{" + identity + "}" if identity else ""
+                live[new.uid] = (f"{live_family.name}{labels} ".encode(), new)
             else:
                 live.pop(new.uid, None)
 

@@ -10,6 +10,7 @@ from exporter.rendering import (
     format_value,
     header,
     histogram_samples,
+    label_pairs,
     render,
 )
 
@@ -17,7 +18,10 @@ from exporter.rendering import (
 def test_label_values_escape_quotes_backslashes_and_newlines() -> None:
     hostile = 'a"b\\c\nd'
     assert escape_label_value(hostile) == 'a\\"b\\\\c\\nd'
-    text = "# TYPE m gauge\n" + render("m", (("name", hostile),), [("", (), 1.0)]).decode()
+    text = (
+        "# TYPE m gauge\n"
+        + render("m", label_pairs((("name", hostile),)), [("", (), 1.0)]).decode()
+    )
     (family,) = text_string_to_metric_families(text)
     assert family.samples[0].labels == {"name": hostile}  # round-trips through a real parser
 
@@ -35,14 +39,16 @@ def test_values_are_formatted_as_prometheus_expects() -> None:
 
 def test_no_labels_renders_a_bare_name() -> None:
     assert format_labels(()) == ""
-    assert render("m", (), [("", (), 2.0)]) == b"m 2\n"
+    assert render("m", "", [("", (), 2.0)]) == b"m 2\n"
 
 
 def test_histogram_samples_are_cumulative_with_inf_sum_and_count() -> None:
     text = (
         "# TYPE h histogram\n"
         + render(
-            "h", (("ns", "a"),), histogram_samples((1.0, 5.0), [2, 0, 1], 12.5, (("result", "ok"),))
+            "h",
+            label_pairs((("ns", "a"),)),
+            histogram_samples((1.0, 5.0), [2, 0, 1], 12.5, (("result", "ok"),)),
         ).decode()
     )
     (family,) = text_string_to_metric_families(text)
