@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # system-deps: openssl, promtool/Prometheus and Alertmanager (tests/cluster/system-deps.sh).
-.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench-micro bench-slots prometheusrule dashboards dashboard-pictures clean
+.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench bench-micro bench-slots prometheusrule dashboards dashboard-pictures clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -57,13 +57,21 @@ e2e-kind: $(STAMP)
 	  rc=$$?; kind delete cluster --name kbe-e2e; exit $$rc
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .kind-kubeconfig
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .kind-kubeconfig .bench-micro.json
 
 demo: $(STAMP) control-plane system-deps
 	$(BIN)/python -m demo.run
 
 demo-stop: $(STAMP)
 	$(BIN)/python -m tests.cluster.controlplane down .demo
+
+# Both exporters on the module-built control plane at sizes S and M (ARGS="--sizes S,M,L
+# --profile" for more), plus pytest-benchmark micro-benchmarks; writes docs/benchmarks.md.
+bench: $(STAMP) control-plane
+	$(BIN)/pip install --quiet --group bench
+	$(BIN)/pytest bench/test_hotpaths.py -q -p no:cacheprovider --benchmark-only \
+	  --benchmark-json=.bench-micro.json
+	$(BIN)/python -m bench.cluster --micro-json .bench-micro.json $(ARGS)
 
 # Memory per object and /metrics build time (figures in docs/performance.md).
 bench-micro: $(STAMP)

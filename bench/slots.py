@@ -37,6 +37,31 @@ def schedule_mix(i: int, rng: random.Random) -> str:
     return f"{rng.randint(0, 59)} {rng.randint(0, 23)} * * *"
 
 
+def build_tracker(cronjobs: int, rng: random.Random, clock: dict[str, float]) -> SlotTracker:
+    """A tracker following ``cronjobs`` listed CronJobs (mixed schedules and zones), no Jobs."""
+    health = Health()
+    jobs: ObjectCache[Job] = ObjectCache("jobs", project_job, health)
+    crons: ObjectCache[Any] = ObjectCache("cronjobs", project_cronjob, health)
+    tracker = SlotTracker(health, grace=60.0, max_backfill=100, clock=lambda: clock["now"])
+    tracker.follow(jobs, crons)
+    relist = crons.relist(None)
+    for i in range(cronjobs):
+        relist.add(
+            {
+                "metadata": {
+                    "uid": f"cj{i}",
+                    "name": f"cj{i}",
+                    "namespace": f"ns{i % 50}",
+                    "creationTimestamp": "2026-01-01T00:00:00Z",
+                },
+                "spec": {"schedule": schedule_mix(i, rng), "timeZone": rng.choice(ZONES)},
+            }
+        )
+    relist.commit()
+    jobs.relist(None).commit()
+    return tracker
+
+
 def main() -> None:
     """Simulate, measure, print one markdown row.
 
@@ -55,27 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(1)
     clock = {"now": T0}
-    health = Health()
-    jobs: ObjectCache[Job] = ObjectCache("jobs", project_job, health)
-    cronjobs: ObjectCache[Any] = ObjectCache("cronjobs", project_cronjob, health)
-    tracker = SlotTracker(health, grace=60.0, max_backfill=100, clock=lambda: clock["now"])
-    tracker.follow(jobs, cronjobs)
-
-    relist = cronjobs.relist(None)
-    for i in range(args.cronjobs):
-        relist.add(
-            {
-                "metadata": {
-                    "uid": f"cj{i}",
-                    "name": f"cj{i}",
-                    "namespace": f"ns{i % 50}",
-                    "creationTimestamp": "2026-01-01T00:00:00Z",
-                },
-                "spec": {"schedule": schedule_mix(i, rng), "timeZone": rng.choice(ZONES)},
-            }
-        )
-    relist.commit()
-    jobs.relist(None).commit()
+    tracker = build_tracker(args.cronjobs, rng, clock)
 
     template = project_job(
         {

@@ -1,0 +1,434 @@
+"""``make bench``: kube-batch-exporter and kube-state-metrics side by side on one cluster.
+
+For each fleet size the module-built control plane is started, kube-controller-manager is
+stopped (bench/fleet.py says why), the fleet is written, then both exporters start at the
+same moment against it and are measured the same way:
+
+- ready: seconds from start until every Job of the fleet is in its /metrics (one
+  ``kube_job_info`` line per Job for KSM, one ``kube_batch_job_start_timestamp_seconds`` for us);
+- CPU seconds to that point, peak RSS (VmHWM) and RSS after 20 s idle;
+- series and bytes per scrape, and scrape latency p50/p99 over alternating scrapes;
+- churn: Jobs replaced at a steady rate for a fixed time; CPU seconds per 1,000 watch events
+  (the event count is our exporter's, and KSM watches the same objects).
+
+The table goes to stdout and, with the machine, versions and method, to docs/benchmarks.md.
+``--profile`` also samples our exporter with py-spy during a fresh sync at the largest size
+and prints the top functions by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.fleet import Writer, churn, load
+from exporter import __version__
+from exporter.connecting import connect
+from tests.cluster.controlplane import LocalCluster, build, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"S": (100, 1000, 3000), "M": (1000, 10000, 30000), "L": (3000, 30000, 90000)}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def say(message: str) -> None:
+    """A progress line (the load and each phase take minutes)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass
+class Process:
+    """One exporter process and what was measured about it."""
+
+    name: str
+    url: str
+    job_line: bytes
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    results: dict[str, float] = field(default_factory=dict)
+
+    def cpu(self) -> float:
+        """User + system CPU seconds so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def memory(self, key: str) -> float:
+        """VmRSS or VmHWM in MiB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        match = re.search(rf"^{key}:\s+(\d+) kB", status, re.M)
+        assert match, key
+        return int(match.group(1)) / 1024
+
+    def scrape(self) -> tuple[float, bytes]:
+        """Seconds to the last byte, and the body."""
+        started = time.perf_counter()
+        with urllib.request.urlopen(self.url, timeout=120) as resp:
+            body: bytes = resp.read()
+        return time.perf_counter() - started, body
+
+    def jobs_visible(self) -> int:
+        """Jobs in /metrics now (-1 while it does not answer)."""
+        try:
+            _, body = self.scrape()
+        except OSError:
+            return -1
+        return body.count(b"\n" + self.job_line)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_ours(kubeconfig: Path, log: Path, launcher: list[str] | None = None) -> Process:
+    """Our exporter as users run it (``launcher``: a command to run it under, e.g. py-spy)."""
+    port = free_port()
+    command = [
+        *(launcher or []),
+        sys.executable,
+        "-m",
+        "exporter",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    return Process(
+        "kube-batch-exporter",
+        f"http://127.0.0.1:{port}/metrics",
+        b"kube_batch_job_start_timestamp_seconds{",
+        proc,
+    )
+
+
+def start_ksm(binary: str, kubeconfig: Path, log: Path) -> Process:
+    """kube-state-metrics with the three resources we cover, RV=0 lists as the reference."""
+    port, telemetry = free_port(), free_port()
+    command = [
+        binary,
+        f"--kubeconfig={kubeconfig}",
+        "--resources=jobs,cronjobs,pods",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--telemetry-host=127.0.0.1",
+        f"--telemetry-port={telemetry}",
+        "--use-apiserver-cache",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    return Process(
+        "kube-state-metrics", f"http://127.0.0.1:{port}/metrics", b"kube_job_info{", proc
+    )
+
+
+def wait_ready(procs: list[Process], jobs: int, timeout: float) -> None:
+    """Poll both until all Jobs show; record seconds and CPU at that moment."""
+    deadline = time.monotonic() + timeout
+    waiting = list(procs)
+    while waiting:
+        assert time.monotonic() < deadline, f"not ready in {timeout}s: {[p.name for p in waiting]}"
+        for p in list(waiting):
+            assert p.proc.poll() is None, f"{p.name} exited"
+            if p.jobs_visible() >= jobs:
+                p.results["ready_s"] = time.monotonic() - p.started
+                p.results["sync_cpu_s"] = p.cpu()
+                waiting.remove(p)
+        time.sleep(0.5)
+
+
+def measure_scrapes(procs: list[Process], count: int) -> None:
+    """Alternating scrapes; p50/p99 latency, bytes and series of each."""
+    times: dict[str, list[float]] = {p.name: [] for p in procs}
+    body = {}
+    for _ in range(count):
+        for p in procs:
+            seconds, body[p.name] = p.scrape()
+            times[p.name].append(seconds)
+    for p in procs:
+        ordered = sorted(times[p.name])
+        p.results["scrape_p50_ms"] = statistics.median(ordered) * 1000
+        p.results["scrape_p99_ms"] = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
+        p.results["scrape_mib"] = len(body[p.name]) / 2**20
+        p.results["series"] = sum(
+            1 for line in body[p.name].split(b"\n") if line and not line.startswith(b"#")
+        )
+
+
+def watch_events(proc: Process) -> float:
+    """Our exporter's watch events so far (bookmarks excluded)."""
+    _, body = proc.scrape()
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("kube_batch_exporter_watch_events_total{") and "BOOKMARK" not in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def run_size(
+    size: str, ksm: str, args: argparse.Namespace, work: Path, profile: list[str] | None
+) -> dict[str, dict[str, float]]:
+    """Measure both exporters at one size; with ``profile`` (a list), append the profile."""
+    cronjobs, jobs, pods = SIZES[size]
+    say(f"size {size}: {cronjobs} CronJobs, {jobs} Jobs, {pods} Pods")
+    cluster = LocalCluster(work / f"cluster-{size}", build())
+    cluster.start()
+    try:
+        cluster.stop_component("kube-controller-manager")
+        made = asyncio.run(_load(cluster.kubeconfig, cronjobs, jobs, pods))
+        ours = start_ours(cluster.kubeconfig, work / f"ours-{size}.log")
+        theirs = start_ksm(ksm, cluster.kubeconfig, work / f"ksm-{size}.log")
+        procs = [ours, theirs]
+        try:
+            wait_ready(procs, jobs, timeout=1800)
+            say("  ready: " + ", ".join(f"{p.name} {p.results['ready_s']:.1f}s" for p in procs))
+            time.sleep(20)  # settle: the steady RSS is taken after 20 s without changes
+            for p in procs:
+                p.results["steady_rss_mib"] = p.memory("VmRSS")
+            measure_scrapes(procs, args.scrapes)
+            say("  scrapes measured")
+            events_before, cpu_before = watch_events(ours), [p.cpu() for p in procs]
+            replaced = asyncio.run(_churn(cluster.kubeconfig, made, args, jobs))
+            time.sleep(5)  # let both drain the last events
+            events = watch_events(ours) - events_before
+            for p, before in zip(procs, cpu_before, strict=True):
+                p.results["churn_cpu_per_1k_events_s"] = (p.cpu() - before) / events * 1000
+                p.results["peak_rss_mib"] = p.memory("VmHWM")
+            say(f"  churn: {replaced} Jobs replaced, {events:.0f} watch events")
+        finally:
+            for p in procs:
+                p.stop()
+        if profile is not None:
+            profile.extend(profile_sync(cluster.kubeconfig, work, jobs))
+        return {p.name: p.results for p in procs}
+    finally:
+        cluster.stop()
+
+
+async def _load(kubeconfig: Path, cronjobs: int, jobs: int, pods: int) -> list[dict[str, Any]]:
+    conn = await connect(str(kubeconfig), None)
+    async with conn.session() as session:
+        started = time.monotonic()
+        made = await load(Writer(conn, session), cronjobs, jobs, pods, progress=say)
+        say(f"  fleet written in {time.monotonic() - started:.0f}s")
+        return made
+
+
+async def _churn(
+    kubeconfig: Path, made: list[dict[str, Any]], args: argparse.Namespace, jobs: int
+) -> int:
+    conn = await connect(str(kubeconfig), None)
+    async with conn.session() as session:
+        return await churn(Writer(conn, session), made, args.churn_rate, args.churn_seconds, jobs)
+
+
+def profile_sync(kubeconfig: Path, work: Path, jobs: int) -> list[str]:
+    """py-spy samples a fresh exporter through its initial sync; top functions by own time."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    raw = work / "profile.txt"
+    launcher = [py_spy, "record", "--format", "raw", "--rate", "200", "--output", str(raw), "--"]
+    proc = start_ours(kubeconfig, work / "profiled.log", launcher)
+    try:
+        wait_ready([proc], jobs, timeout=1800)
+        time.sleep(2)
+    finally:
+        proc.proc.send_signal(2)  # py-spy writes its file on SIGINT, and stops the child
+        proc.proc.wait(timeout=60)
+    own: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        own[re.sub(r" \(/.*?/site-packages/", " (", leaf)] += int(count)
+    total = sum(own.values())
+    lines = [f"| {count / total:.1%} | `{frame}` |" for frame, count in own.most_common(12)]
+    say(f"profile of the initial sync ({total} samples), top functions by own time:")
+    print("\n".join(lines))
+    return lines
+
+
+ROWS = (
+    ("ready after start (s)", "ready_s", "{:.1f}"),
+    ("CPU during sync (s)", "sync_cpu_s", "{:.2f}"),
+    ("peak RSS (MiB)", "peak_rss_mib", "{:.0f}"),
+    ("steady RSS (MiB)", "steady_rss_mib", "{:.0f}"),
+    ("CPU per 1k watch events in churn (s)", "churn_cpu_per_1k_events_s", "{:.2f}"),
+    ("series", "series", "{:.0f}"),
+    ("bytes per scrape (MiB)", "scrape_mib", "{:.2f}"),
+    ("scrape p50 (ms)", "scrape_p50_ms", "{:.1f}"),
+    ("scrape p99 (ms)", "scrape_p99_ms", "{:.1f}"),
+)
+
+
+def size_table(size: str, by_exporter: dict[str, dict[str, float]]) -> str:
+    """One size's markdown table, with the ratio ours / KSM per measure."""
+    cronjobs, jobs, pods = SIZES[size]
+    ours, ksm = by_exporter["kube-batch-exporter"], by_exporter["kube-state-metrics"]
+    lines = [
+        f"### {size}: {cronjobs:,} CronJobs, {jobs:,} Jobs, {pods:,} Pods",
+        "",
+        "| measure | kube-batch-exporter | kube-state-metrics | ours / KSM |",
+        "|---|---|---|---|",
+    ]
+    for title, key, fmt in ROWS:
+        ratio = f"{ours[key] / ksm[key]:.2f}" if ksm[key] else "n/a"
+        lines.append(f"| {title} | {fmt.format(ours[key])} | {fmt.format(ksm[key])} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def micro_table(path: Path | None) -> str:
+    """pytest-benchmark's JSON as a table (median and IQR per benchmark)."""
+    if not path or not path.exists():
+        return "(not run)\n"
+    data = json.loads(path.read_text())
+    lines = ["| benchmark | median | IQR | rounds |", "|---|---|---|---|"]
+    for b in data["benchmarks"]:
+        st = b["stats"]
+        lines.append(
+            f"| {b['name']} | {st['median'] * 1e6:,.1f} µs | {st['iqr'] * 1e6:,.1f} µs | "
+            f"{st['rounds']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def ksm_version(binary: str) -> str:
+    """The version in the tool cache's directory name (kube-state-metrics-vX.Y.Z-goA.B.C)."""
+    return Path(binary).parent.name.removeprefix("kube-state-metrics-").split("-go")[0]
+
+
+def machine() -> str:
+    """Cores, CPU model, memory and kernel, for the report."""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.machine(),
+    )  # fmt: skip
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    return f"{os.cpu_count()} x {cpu}, {memory:.0f} GiB RAM, Linux {platform.release()}"
+
+
+def report(
+    results: dict[str, dict[str, dict[str, float]]],
+    profile: list[str],
+    args: argparse.Namespace,
+    ksm: str,
+) -> str:
+    """docs/benchmarks.md: headline ratios, machine and versions, method, tables, profile."""
+    largest = list(results)[-1]
+    ours, theirs = results[largest]["kube-batch-exporter"], results[largest]["kube-state-metrics"]
+    headline = ", ".join(
+        f"{title} **{ours[key] / theirs[key]:.2f}x**"
+        for title, key in (
+            ("peak RSS", "peak_rss_mib"),
+            ("scrape p99", "scrape_p99_ms"),
+            ("time to ready", "ready_s"),
+            ("sync CPU", "sync_cpu_s"),
+        )
+    )
+    out = [
+        "# Benchmarks: kube-batch-exporter and kube-state-metrics on one cluster",
+        "",
+        f'Written by `make bench ARGS="{" ".join(sys.argv[1:])}"` on {time.strftime("%Y-%m-%d")}. '
+        "Ratios are ours / KSM (below 1: we use less); absolute times are context, this machine "
+        "is small and shared by the control plane, the load and both exporters.",
+        "",
+        f"**Headline at size {largest}**: {headline}.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- {machine()}",
+        f"- kube-batch-exporter {__version__} on Python {platform.python_version()}; "
+        f"kube-state-metrics {ksm_version(ksm)} "
+        "built from its Go module (`tests/cluster/build-tool.sh`), run with "
+        "`--resources=jobs,cronjobs,pods --use-apiserver-cache`",
+        "- control plane: kube-apiserver and etcd as built by `tests/cluster/build.sh` "
+        "(Kubernetes v1.34.10, etcd v3.6.16)",
+        "",
+        "## Method",
+        "",
+        "For each size, `bench/cluster.py` starts the local control plane, stops "
+        "kube-controller-manager, and writes the fleet of `bench/fleet.py` through the API "
+        "(objects, then their status, as the controllers would): 20 namespaces, 90 % of Jobs "
+        "owned by a CronJob, 95 % finished (a tenth of those failed), 5 % running, the same "
+        "number of Pods per Job (failed attempts, then the last one). Both exporters then start "
+        "at the same moment. *Ready*: all Jobs of the fleet are in the exporter's /metrics "
+        "(polled every 0.5 s, both alike). *CPU*: user + system seconds from /proc. *Peak RSS*: "
+        "VmHWM at the end; *steady RSS*: VmRSS 20 s after ready. *Scrapes*: "
+        f"{args.scrapes} alternating scrapes each, latency to the last byte. *Churn*: "
+        f"{args.churn_rate:g} Jobs per second for {args.churn_seconds:g} s are created, run "
+        "(Job and Pod status updates) and finish while the oldest Jobs and their Pods are "
+        "deleted; CPU per 1,000 watch events (our exporter's count of the jobs, cronjobs and "
+        "pods events; KSM watches the same objects). Series are sample lines of one scrape: "
+        "KSM's are its default job/cronjob/pod families, ours are the contract's.",
+        "",
+        "## Results",
+        "",
+        *(size_table(size, r) for size, r in results.items()),
+        "## Micro-benchmarks (pytest-benchmark, `bench/test_hotpaths.py`)",
+        "",
+        micro_table(args.micro_json),
+    ]
+    if profile:
+        out += [
+            f"## Profile: our initial sync at size {largest} (py-spy, own time)",
+            "",
+            "| share | function |",
+            "|---|---|",
+            *profile,
+            "",
+        ]
+    return "\n".join(out)
+
+
+def main() -> int:
+    """Build KSM, measure every size asked for, print and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="S,M", help="comma-separated of S, M, L")
+    parser.add_argument("--scrapes", type=int, default=60)
+    parser.add_argument("--churn-rate", type=float, default=10.0, help="Jobs replaced per second")
+    parser.add_argument("--churn-seconds", type=float, default=60.0)
+    parser.add_argument("--profile", action="store_true", help="py-spy the largest size's sync")
+    parser.add_argument("--micro-json", type=Path, help="pytest-benchmark JSON to include")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    ksm = subprocess.run(
+        ["bash", str(ROOT / "tests/cluster/build-tool.sh"), "kube-state-metrics"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    sizes = args.sizes.split(",")
+    results = {}
+    profile: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="kbe-bench-") as tmp:
+        for size in sizes:
+            wanted = profile if args.profile and size == sizes[-1] else None
+            results[size] = run_size(size, ksm, args, Path(tmp), wanted)
+            print(size_table(size, results[size]), flush=True)
+    args.output.write_text(report(results, profile, args, ksm))
+    say(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
