@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -130,3 +132,18 @@ def test_an_empty_file_means_plain_http(tmp_path: Path) -> None:
     path.write_text("")
     config = load_web_config(str(path))
     assert config.ssl_context() is None and not config.users
+
+
+def test_the_readme_hash_command_makes_a_hash_the_exporter_accepts(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (command,) = [line for line in readme.splitlines() if "bcrypt.hashpw" in line]
+    program = command.split(" -c ", 1)[1].strip().strip("'")
+    made = subprocess.run(
+        [sys.executable, "-c", program],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    config = load_web_config(write(tmp_path, {"basic_auth_users": {"prometheus": made}}))
+    assert bcrypt.checkpw(PASSWORD.encode(), config.users["prometheus"])

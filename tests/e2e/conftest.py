@@ -166,6 +166,15 @@ def exporter(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         assert proc.stop() == 0, log.read_text()[-2000:]
 
 
+def alive(pid: int) -> bool:
+    """The process still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def new_namespace(cluster: Cluster, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     cluster.kube.create("/api/v1/namespaces", {"metadata": {"name": name}})

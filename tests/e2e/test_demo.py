@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.controlplane import free_port
 from tests.cluster.monitoring import ROOT
-from tests.e2e.conftest import eventually
+from tests.e2e.conftest import alive, eventually
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -24,14 +24,6 @@ pytestmark = pytest.mark.timeout(600)
 def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return resp.read().decode()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_demo_shows_runs_and_alerts_and_stops_cleanly(tmp_path: Path) -> None:
