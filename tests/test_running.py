@@ -253,3 +253,16 @@ async def eventually(predicate: Any, timeout: float = 10.0) -> None:
     while not await predicate():
         assert time.monotonic() < deadline, f"condition not met within {timeout}s"
         await asyncio.sleep(0.02)
+
+
+async def test_an_unusable_web_config_stops_start_up_with_a_clear_error(
+    kubeconfig_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  prometheus: not-a-hash-but-a-secret\n")
+    settings = parse_settings(
+        ["--kubeconfig", str(kubeconfig_path), "--web-config-file", str(web)], environ={}
+    )
+    assert await serve(settings, asyncio.Event()) == 1
+    assert "the password of user 'prometheus' is not a bcrypt hash" in caplog.text
+    assert "not-a-hash-but-a-secret" not in caplog.text
