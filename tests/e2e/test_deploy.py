@@ -151,7 +151,7 @@ def test_helm_output_passes_lint_and_a_server_dry_run(kubectl: Kubectl, values: 
 def readme_install_commands() -> list[str]:
     """The shell commands of README.md's "Install in a cluster" section, one per line."""
     section = (ROOT / "README.md").read_text().split("## Install in a cluster")[1]
-    section = section.split("\n## ")[0]
+    section = re.split(r"\n##+ ", section)[0]  # up to the next heading (Securing has its own test)
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", section, re.S):
         for line in block.replace("\\\n", " ").splitlines():
