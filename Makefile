@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check exporter tests bench demo alerts grafana
 	$(BIN)/ruff format --check exporter tests bench demo alerts grafana
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 # Builds etcd, kube-apiserver, kube-controller-manager, kubectl and kwok from Go modules once

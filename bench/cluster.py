@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.fleet import Writer, churn, load
 from exporter import __version__
-from exporter.connecting import connect
+from exporter.kube.connecting import connect
 from tests.cluster.controlplane import LocalCluster, build, free_port
 
 ROOT = Path(__file__).resolve().parents[1]

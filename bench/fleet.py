@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from exporter.connecting import Connection
+from exporter.kube.connecting import Connection
 
 NAMESPACES = 20
 SCHEDULES = ("*/5 * * * *", "0 * * * *", "0 3 * * *", "*/15 * * * *", "30 2 * * 1-5")

@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from exporter.running import build
-from exporter.settings import Settings
+from exporter.app.settings import Settings
+from exporter.app.wiring import build
 
 
 def job_uid(i: int) -> str:
@@ -167,12 +167,12 @@ def main() -> None:
     raw_jobs = [job_body(args.jobs + i) for i in range(2000)]
     pod_bytes = bytes_per_object(pod_body, exporter.pods.upsert, args.jobs)
 
-    text = exporter.service.scrape(False)
+    text = exporter.exposition.scrape(False)
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
     times = []
     for _ in range(args.scrapes):
         started = time.perf_counter()
-        exporter.service.scrape(False)
+        exporter.exposition.scrape(False)
         times.append(time.perf_counter() - started)
     baseline = client_python_seconds(text)
     update = []

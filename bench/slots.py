@@ -16,10 +16,11 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from exporter.caching import ObjectCache
-from exporter.health import Health
-from exporter.projecting import Job, project_cronjob, project_job
-from exporter.slots import SlotTracker
+from exporter.health.state import Health, Resource
+from exporter.store.caching import ObjectCache
+from exporter.store.projecting import project_cronjob, project_job
+from exporter.store.records import Job
+from exporter.track.slots import SlotTracker
 
 T0 = 1767225600.0
 ZONES = ["", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney"]
@@ -40,8 +41,8 @@ def schedule_mix(i: int, rng: random.Random) -> str:
 def build_tracker(cronjobs: int, rng: random.Random, clock: dict[str, float]) -> SlotTracker:
     """A tracker following ``cronjobs`` listed CronJobs (mixed schedules and zones), no Jobs."""
     health = Health()
-    jobs: ObjectCache[Job] = ObjectCache("jobs", project_job, health)
-    crons: ObjectCache[Any] = ObjectCache("cronjobs", project_cronjob, health)
+    jobs: ObjectCache[Job] = ObjectCache(Resource.JOBS, project_job, health)
+    crons: ObjectCache[Any] = ObjectCache(Resource.CRONJOBS, project_cronjob, health)
     tracker = SlotTracker(health, grace=60.0, max_backfill=100, clock=lambda: clock["now"])
     tracker.follow(jobs, crons)
     relist = crons.relist(None)

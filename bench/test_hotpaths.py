@@ -16,8 +16,8 @@ import pytest
 
 from bench.micro import job_body, pod_body
 from bench.slots import T0, build_tracker
-from exporter.running import Exporter, build
-from exporter.settings import Settings
+from exporter.app.settings import Settings
+from exporter.app.wiring import Exporter, build
 
 JOBS = 6300
 
@@ -47,7 +47,7 @@ def test_job_event_projection_and_render(benchmark: Any, loaded: Exporter) -> No
 
 def test_full_scrape(benchmark: Any, loaded: Exporter) -> None:
     """The whole /metrics body in the text format."""
-    body = benchmark(loaded.service.scrape, False)
+    body = benchmark(loaded.exposition.scrape, False)
     assert body.count(b"\nkube_batch_job_state{") >= JOBS * 5 - 1
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.cluster.objects import cronjob, job
+
 NODE = "kwok-node-0"
 
 
@@ -32,35 +34,10 @@ def _template(
     }
 
 
-def _cronjob(
-    name: str,
-    schedule: str,
-    template: dict[str, Any],
-    job_spec: dict[str, Any] | None = None,
-    **spec: Any,
-) -> dict[str, Any]:
-    job = {"template": template, **(job_spec or {})}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": name},
-        "spec": {"schedule": schedule, "jobTemplate": {"spec": job}, **spec},
-    }
-
-
-def _job(name: str, template: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {"template": template, **spec},
-    }
-
-
 WORKLOADS: list[dict[str, Any]] = [
-    _cronjob("nightly-backup", "* * * * *", _template("20s")),
-    _cronjob("hourly-sync", "* * * * *", _template("90s"), concurrencyPolicy="Forbid"),
-    _cronjob(
+    cronjob("nightly-backup", "* * * * *", _template("20s")),
+    cronjob("hourly-sync", "* * * * *", _template("90s"), concurrencyPolicy="Forbid"),
+    cronjob(
         "report",
         "* * * * *",
         _template("5s", exit_code=1),
@@ -69,13 +46,13 @@ WORKLOADS: list[dict[str, Any]] = [
     ),
     # Fails its first attempt, succeeds on the retry. The per-index backoff makes the Job
     # controller number attempts on the pods, which is what the kwok stages can see.
-    _cronjob(
+    cronjob(
         "flaky-etl",
         "*/2 * * * *",
         _template("5s", exit_code=1, fail_attempts=1),
         {"completionMode": "Indexed", "completions": 1, "backoffLimitPerIndex": 2},
     ),
-    _job("image-resize", _template("2s", exit_code=137, reason="OOMKilled"), backoffLimit=2),
-    _job("shard-index", _template("3s"), completions=5, parallelism=2, completionMode="Indexed"),
-    _job("slow-export", _template("10m"), activeDeadlineSeconds=30),
+    job("image-resize", _template("2s", exit_code=137, reason="OOMKilled"), backoffLimit=2),
+    job("shard-index", _template("3s"), completions=5, parallelism=2, completionMode="Indexed"),
+    job("slow-export", _template("10m"), activeDeadlineSeconds=30),
 ]

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
-from exporter.caching import ObjectCache
-from exporter.connecting import Connection, connect
-from exporter.health import Health
+from exporter.health.state import Health, Resource
+from exporter.kube.connecting import Connection, connect
+from exporter.store.caching import ObjectCache
 from tests.fakeapi import FakeApiServer, Waiter, kubeconfig
 
 
@@ -73,7 +73,7 @@ def cache_with(
     recorder: Recorder,
     health: Health,
     project: Callable[[Any], Any],
-    resource: str = "jobs",
+    resource: Resource = Resource.JOBS,
     scopes: tuple[str | None, ...] = (None,),
 ) -> ObjectCache[Any]:
     cache: ObjectCache[Any] = ObjectCache(resource, project, health, scopes)

@@ -1,100 +1,108 @@
+"""The command line is generated from Settings: every field a flag, a variable and a help line."""
+
 from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
 
 import pytest
 
+from exporter.app.settings import DEFAULT_DURATION_BUCKETS, Address, Settings, described
 from exporter.cli import parse_settings
-from exporter.settings import DEFAULT_DURATION_BUCKETS, Settings
+
+# A value for every setting that differs from its default, written as a user would.
+EXAMPLES = {
+    "kubeconfig": ("/k", "/k"),
+    "context": ("c", "c"),
+    "listen": ("127.0.0.1:1234", Address("127.0.0.1", 1234)),
+    "web_config_file": ("/web.yml", "/web.yml"),
+    "namespaces": ("a, b", ("a", "b")),
+    "exclude_namespaces": ("kube-system", ("kube-system",)),
+    "job_family_label": ("app", "app"),
+    "missed_grace": ("1m30s", 90.0),
+    "max_missed_backfill": ("5", 5),
+    "max_owners": ("10", 10),
+    "duration_buckets": ("1,10,100", (1.0, 10.0, 100.0)),
+    "forget_owners_after": ("2h", 7200.0),
+    "log_level": ("debug", "debug"),
+    "log_format": ("json", "json"),
+    "list_page_size": ("50", 50),
+    "list_timeout": ("30s", 30.0),
+    "watch_timeout": ("1m", 60.0),
+    "watch_inactivity_timeout": ("2m", 120.0),
+    "backoff_base": ("1s", 1.0),
+    "backoff_cap": ("1m", 60.0),
+    "pod_label_selector": ("app=batch", "app=batch"),
+}
+
+
+def test_every_setting_has_an_example_here() -> None:
+    assert list(EXAMPLES) == [f.name for f in dataclasses.fields(Settings)]
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_every_setting_is_reachable_from_its_flag_and_its_variable(name: str) -> None:
+    text, value = EXAMPLES[name]
+    flag, env = "--" + name.replace("_", "-"), "KBE_" + name.upper()
+    assert getattr(Settings(), name) != value  # the example proves something
+    assert getattr(parse_settings([flag, text], environ={}), name) == value
+    assert getattr(parse_settings([], environ={env: text}), name) == value
 
 
 def test_defaults_match_the_contract() -> None:
     s = parse_settings([], environ={})
-    assert (s.listen_host, s.listen_port) == ("0.0.0.0", 9847)
+    assert s == Settings()
+    assert s.listen == ("0.0.0.0", 9847)
     assert (s.namespaces, s.exclude_namespaces, s.job_family_label) == ((), (), None)
-    assert (s.missed_grace_seconds, s.max_missed_backfill, s.max_owners) == (60.0, 100, 20000)
+    assert (s.missed_grace, s.max_missed_backfill, s.max_owners) == (60.0, 100, 20000)
     assert s.duration_buckets == DEFAULT_DURATION_BUCKETS
     assert (s.log_level, s.log_format) == ("info", "text")
 
 
-def test_flags() -> None:
-    s = parse_settings(
-        [
-            "--kubeconfig",
-            "/k",
-            "--context",
-            "c",
-            "--listen",
-            "127.0.0.1:1234",
-            "--namespaces",
-            "a, b",
-            "--exclude-namespaces",
-            "kube-system",
-            "--job-family-label",
-            "app",
-            "--missed-grace",
-            "1m30s",
-            "--max-missed-backfill",
-            "5",
-            "--max-owners",
-            "10",
-            "--duration-buckets",
-            "1,10,100",
-            "--log-level",
-            "debug",
-            "--log-format",
-            "json",
-        ],
-        environ={},
-    )
-    assert s == Settings(
-        kubeconfig="/k",
-        context="c",
-        listen_host="127.0.0.1",
-        listen_port=1234,
-        namespaces=("a", "b"),
-        exclude_namespaces=("kube-system",),
-        job_family_label="app",
-        missed_grace_seconds=90.0,
-        max_missed_backfill=5,
-        max_owners=10,
-        duration_buckets=(1.0, 10.0, 100.0),
-        log_level="debug",
-        log_format="json",
-    )
+def test_a_flag_wins_over_the_environment() -> None:
+    env = {"KBE_MISSED_GRACE": "2m", "KBE_LISTEN": "[::1]:9000"}
+    s = parse_settings(["--missed-grace", "5s"], environ=env)
+    assert (s.missed_grace, s.listen) == (5.0, ("::1", 9000))
 
 
-def test_env_is_read_and_flags_win() -> None:
-    env = {"KBE_MISSED_GRACE": "2m", "KBE_NAMESPACES": "x,y", "KBE_LISTEN": "[::1]:9000"}
-    s = parse_settings([], environ=env)
-    assert (s.missed_grace_seconds, s.namespaces, s.listen_host, s.listen_port) == (
-        120.0,
-        ("x", "y"),
-        "::1",
-        9000,
+def test_help_lists_exactly_the_settings_with_their_defaults() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "exporter", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    flags = re.findall(r"^\s+(--[a-z-]+)", out, re.MULTILINE)  # the first flag of each entry
+    assert flags == ["--version", *(s.flag for s in described())]  # after "-h, --help"
+    assert "(default: 24h)" in out  # --forget-owners-after, as a user writes it
+    assert "Grace before a CronJob slot without a Job counts as missed (default: 1m)." in (
+        " ".join(out.split())
     )
-    assert parse_settings(["--missed-grace", "5s"], environ=env).missed_grace_seconds == 5.0
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "message"),
     [
-        ["--listen", "nope"],
-        ["--missed-grace", "10"],
-        ["--max-owners", "0"],
-        ["--duration-buckets", "5,1"],
-        ["--log-format", "xml"],
+        (["--listen", "nope"], "expected HOST:PORT"),
+        (["--missed-grace", "10"], "not a Go duration"),
+        (["--max-owners", "0"], "expected a positive integer"),
+        (["--duration-buckets", "5,1"], "strictly increasing"),
+        (["--log-format", "xml"], "expected one of text, json"),
     ],
 )
 def test_bad_input_exits_with_usage_error(
-    argv: list[str],
-    capsys: pytest.CaptureFixture[str],
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exc:
         parse_settings(argv, environ={})
     assert exc.value.code == 2
-    assert "error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"argument {argv[0]}: " in err and message in err
 
 
-def test_bad_env_is_reported_like_a_bad_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
+def test_bad_env_is_reported_with_its_flag_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
         parse_settings([], environ={"KBE_MAX_OWNERS": "many"})
-    assert "--max-owners" in capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "argument --max-owners (from KBE_MAX_OWNERS): expected a positive integer" in (
+        capsys.readouterr().err
+    )

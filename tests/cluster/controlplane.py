@@ -71,7 +71,7 @@ def wait_until(
         for proc in procs:
             if proc.poll() is not None:
                 raise RuntimeError(
-                    f"{proc.args[0]} exited with {proc.returncode} while waiting "
+                    f"{command_name(proc)} exited with {proc.returncode} while waiting "
                     f"for {what}; see {logs}"
                 )
         try:
@@ -328,7 +328,7 @@ class LocalCluster:
         req = urllib.request.Request(self.server + "/readyz")
         try:
             with urllib.request.urlopen(req, context=self._ssl(), timeout=2) as resp:
-                return resp.status == 200
+                return bool(resp.status == 200)
         except urllib.error.HTTPError:
             return False
 
@@ -346,7 +346,7 @@ class LocalCluster:
 
     def stop_component(self, name: str) -> None:
         """Stop one component (e.g. to simulate a controller-manager outage)."""
-        for proc in [p for p in self.procs if Path(str(p.args[0])).name == name]:
+        for proc in [p for p in self.procs if command_name(p) == name]:
             proc.terminate()
             proc.wait(timeout=15)
             self.procs.remove(proc)
@@ -365,7 +365,14 @@ class LocalCluster:
 
 def _http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as resp:
-        return resp.status == 200
+        return bool(resp.status == 200)
+
+
+def command_name(proc: subprocess.Popen[bytes]) -> str:
+    """The program a process was started from, e.g. ``kube-apiserver``."""
+    args = proc.args
+    first = args[0] if isinstance(args, list | tuple) else args
+    return Path(str(first)).name
 
 
 def stop_recorded(workdir: Path, grace: float = 10.0) -> None:

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from exporter.connecting import load_configuration, ssl_context
+from exporter.kube.connecting import load_configuration, ssl_context
 
 
 class KubeError(Exception):

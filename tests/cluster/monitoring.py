@@ -140,7 +140,7 @@ class Prometheus:
 
 def _ready(url: str) -> bool:
     with urllib.request.urlopen(url + "/-/ready", timeout=2) as resp:
-        return resp.status == 200
+        return bool(resp.status == 200)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests.cluster.controlplane import LocalCluster, build, free_port
 from tests.cluster.kube import Kube
@@ -117,7 +118,7 @@ class Exporter:
         except OSError:
             return False
 
-    def samples(self, name: str, namespace: str) -> list[Any]:
+    def samples(self, name: str, namespace: str) -> list[Sample]:
         """Samples named ``name`` (``x_total``, ``x_bucket`` ... included) in ``namespace``."""
         _, text = self.get("/metrics")
         return [

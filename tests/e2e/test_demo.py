@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(600)
 
 def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as resp:
-        return resp.read().decode()
+        return str(resp.read().decode())
 
 
 def test_demo_shows_runs_and_alerts_and_stops_cleanly(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.cluster import objects
 from tests.cluster.controlplane import LocalCluster, build
 from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
 
@@ -31,15 +32,11 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def cronjob(cluster: Cluster, name: str, run_for: str = "1s", **spec: Any) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "annotations": GRACE},
-        "spec": {
-            "schedule": "* * * * *",
-            "successfulJobsHistoryLimit": 10,
-            "jobTemplate": {"spec": {"template": pod_template(cluster, run_for)}},
-            **spec,
-        },
-    }
+    body = objects.cronjob(
+        name, "* * * * *", pod_template(cluster, run_for), successfulJobsHistoryLimit=10, **spec
+    )
+    body["metadata"]["annotations"] = GRACE
+    return body
 
 
 def missed(exp: Exporter, ns: str, name: str, reason: str) -> float:

@@ -10,18 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.objects import cronjob, job
 from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
 
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
-
-
-def job(name: str, template: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {"template": template, **spec},
-    }
 
 
 def scenario_bodies(cluster: Cluster) -> dict[str, dict[str, Any]]:
@@ -47,16 +39,7 @@ def scenarios(cluster: Cluster, exporter: Exporter) -> dict[str, str]:
     ns = namespaces["cronjob"] = new_namespace(cluster, "cronjob")
     cluster.kube.create(
         f"/apis/batch/v1/namespaces/{ns}/cronjobs",
-        {
-            "apiVersion": "batch/v1",
-            "kind": "CronJob",
-            "metadata": {"name": "every-minute"},
-            "spec": {
-                "schedule": "* * * * *",
-                "successfulJobsHistoryLimit": 3,
-                "jobTemplate": {"spec": {"template": pod_template(cluster)}},
-            },
-        },
+        cronjob("every-minute", "* * * * *", pod_template(cluster), successfulJobsHistoryLimit=3),
     )
     return namespaces
 
@@ -78,7 +61,10 @@ def wait_state(
 def test_oneshot_job_succeeds(exporter: Exporter, scenarios: dict[str, str]) -> None:
     ns = scenarios["oneshot"]
     wait_state(exporter, ns, "oneshot", "succeeded")
-    v = lambda name: exporter.value(name, ns, job_name="oneshot")  # noqa: E731
+
+    def v(name: str) -> float | None:
+        return exporter.value(name, ns, job_name="oneshot")
+
     assert v("kube_batch_job_status_succeeded") == 1
     assert v("kube_batch_job_status_active") == 0
     assert v("kube_batch_job_spec_completions") == 1

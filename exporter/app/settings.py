@@ -1,0 +1,252 @@
+"""The exporter's configuration: every setting, its default and its meaning, declared once.
+
+Each field of :class:`Settings` is one command-line flag (``--`` plus the field name with
+dashes) and one environment variable (``KBE_`` plus the field name in capitals); its
+:class:`Flag` says how the value is written, and the docstring under it is the ``--help``
+text (its first paragraph; the rest says why). :func:`described` reads those docstrings from
+this module's source, as pydantic's ``use_attribute_docstrings`` does, so nothing is written
+twice.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, NamedTuple
+
+from exporter.cron.durations import format_go_duration, parse_go_duration
+
+DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
+    1,
+    5,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1200,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    86400,
+)
+
+
+class Address(NamedTuple):
+    """Where the HTTP server listens."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_address(text: str) -> Address:
+    """``HOST:PORT``, ``:PORT`` (all interfaces) or ``[::1]:PORT``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return Address(host.strip("[]") or "0.0.0.0", int(port))
+
+
+def parse_csv(text: str) -> tuple[str, ...]:
+    """Comma-separated names; blanks around and between them are ignored."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_buckets(text: str) -> tuple[float, ...]:
+    """Comma-separated histogram bounds, positive and strictly increasing."""
+    try:
+        values = tuple(float(v) for v in parse_csv(text))
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers: {text!r}") from None
+    if not values or list(values) != sorted(set(values)) or values[0] <= 0:
+        raise ValueError("buckets must be positive and strictly increasing")
+    return values
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    """A parser that accepts exactly one of ``choices``."""
+
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def _show_buckets(buckets: tuple[float, ...]) -> str:
+    return ",".join(f"{b:g}" for b in buckets)
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """How a setting is written on the command line and in the environment."""
+
+    metavar: str
+    parse: Callable[[str], Any]
+    """Text to value; raises ValueError with a message for the user."""
+    show: Callable[[Any], str] | None
+    """Value to text for ``--help``; None when the default is described in words."""
+
+
+def _setting(default: Any, metavar: str, parse: Callable[[str], Any], show: Any = str) -> Any:
+    return field(default=default, metadata={"flag": Flag(metavar, parse, show)})
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated settings; built by :func:`exporter.cli.parse_settings`."""
+
+    kubeconfig: str | None = _setting(None, "PATH", str, None)
+    """kubeconfig file (default: in-cluster, else $KUBECONFIG, else ~/.kube/config)."""
+    context: str | None = _setting(None, "NAME", str, None)
+    """kubeconfig context (default: the file's current context)."""
+    listen: Address = _setting(Address("0.0.0.0", 9847), "HOST:PORT", parse_address)
+    """HTTP address of /metrics, /healthz, /readyz and the status page /."""
+    web_config_file: str | None = _setting(None, "PATH", str, None)
+    """TLS and basic-auth users for the HTTP endpoints, in the Prometheus exporter-toolkit
+    web config format (default: plain HTTP, no auth)."""
+    namespaces: tuple[str, ...] = _setting((), "A,B", parse_csv, None)
+    """Watch only these namespaces, one list+watch each (default: all namespaces)."""
+    exclude_namespaces: tuple[str, ...] = _setting((), "A,B", parse_csv, None)
+    """Never watch these namespaces (dropped server-side with a field selector)."""
+    job_family_label: str | None = _setting(None, "KEY", str, None)
+    """Label whose value names the family of a Job that has no CronJob owner and no
+    generateName."""
+    missed_grace: float = _setting(60.0, "DURATION", parse_go_duration, format_go_duration)
+    """Grace before a CronJob slot without a Job counts as missed."""
+    max_missed_backfill: int = _setting(100, "N", parse_positive_int)
+    """Most missed slots counted per CronJob for the time before start-up.
+
+    A CronJob that has not run for a year would otherwise cost half a million slot
+    computations at start-up.
+    """
+    max_owners: int = _setting(20000, "N", parse_positive_int)
+    """Most owners (CronJobs and Job families) with run-history series: a cardinality guard."""
+    duration_buckets: tuple[float, ...] = _setting(
+        DEFAULT_DURATION_BUCKETS, "LIST", parse_buckets, _show_buckets
+    )
+    """Histogram buckets of run durations and start delays, in seconds."""
+    forget_owners_after: float = _setting(
+        86400.0, "DURATION", parse_go_duration, format_go_duration
+    )
+    """Drop the run history of owners with no Job and no CronJob for this long."""
+    log_level: str = _setting("info", "{" + ",".join(_LOG_LEVELS) + "}", one_of(*_LOG_LEVELS))
+    """Lowest level logged."""
+    log_format: str = _setting("text", "{" + ",".join(_LOG_FORMATS) + "}", one_of(*_LOG_FORMATS))
+    """Log lines as text, or as one JSON object per line for log pipelines."""
+    list_page_size: int = _setting(500, "N", parse_positive_int)
+    """Objects per LIST page.
+
+    Bounds the memory of one response on large clusters: only one page of raw objects is
+    held at a time.
+    """
+    list_timeout: float = _setting(120.0, "DURATION", parse_go_duration, format_go_duration)
+    """Longest wait for one LIST page before it is retried."""
+    watch_timeout: float = _setting(300.0, "DURATION", parse_go_duration, format_go_duration)
+    """Server-side timeout of one watch request (plus up to 10 % jitter).
+
+    The jitter keeps the watches of many exporters, or of many namespaces, from
+    reconnecting together.
+    """
+    watch_inactivity_timeout: float = _setting(
+        90.0, "DURATION", parse_go_duration, format_go_duration
+    )
+    """A watch that sends no byte for this long is re-opened from the last resourceVersion.
+
+    The API server sends a bookmark about every minute, so silence this long means a dead
+    connection that TCP did not notice.
+    """
+    backoff_base: float = _setting(0.5, "DURATION", parse_go_duration, format_go_duration)
+    """Delay before retrying a failed request; it doubles per failure up to --backoff-cap.
+
+    Half of each delay is fixed, which bounds the retry rate during an error storm; the other
+    half is random, which spreads many watchers apart.
+    """
+    backoff_cap: float = _setting(30.0, "DURATION", parse_go_duration, format_go_duration)
+    """Longest delay between retries of a failed request."""
+    pod_label_selector: str = _setting(
+        "batch.kubernetes.io/controller-uid", "SELECTOR", str, lambda v: v
+    )
+    """Selects the Job-owned Pods to watch (the Job controller sets this label, Kubernetes
+    >= 1.27)."""
+
+    def scopes(self) -> list[str | None]:
+        """The namespaces to list+watch separately, or ``[None]`` for all namespaces."""
+        if not self.namespaces:
+            return [None]
+        return [ns for ns in self.namespaces if ns not in self.exclude_namespaces]
+
+
+@dataclass(frozen=True, slots=True)
+class Described:
+    """One setting as the command line and the docs present it."""
+
+    name: str
+    flag: str
+    env: str
+    metavar: str
+    parse: Callable[[str], Any]
+    default: str | None
+    """The default as the user would write it; None when it is described in words."""
+    help: str
+    """The first paragraph of the field's docstring, on one line."""
+
+
+def described() -> list[Described]:
+    """Every setting, in declaration order, with its docstring as help text."""
+    docs = _field_docs()
+    out = []
+    for f in fields(Settings):
+        flag: Flag = f.metadata["flag"]
+        assert f.default is not MISSING
+        out.append(
+            Described(
+                name=f.name,
+                flag="--" + f.name.replace("_", "-"),
+                env="KBE_" + f.name.upper(),
+                metavar=flag.metavar,
+                parse=flag.parse,
+                default=None if flag.show is None else flag.show(f.default),
+                help=docs[f.name],
+            )
+        )
+    return out
+
+
+def _field_docs() -> dict[str, str]:
+    """The first paragraph of the docstring under each field of :class:`Settings`."""
+    tree = ast.parse(inspect.getsource(sys.modules[__name__]))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")
+    docs: dict[str, str] = {}
+    for stmt, following in zip(cls.body, cls.body[1:], strict=False):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            first = inspect.cleandoc(following.value.value).split("\n\n")[0]
+            docs[stmt.target.id] = " ".join(first.split())
+    return docs

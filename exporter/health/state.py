@@ -1,0 +1,133 @@
+"""Typed self-observation: what each resource's sync is doing and what the exporter survived.
+
+The watchers, caches and trackers record here, as they happen, the problems they survived
+(:class:`ErrorKind`), why watch streams restarted (:class:`RestartReason`), the API responses
+they got and whether each resource is in sync. Nothing is computed until a scrape or a probe
+reads it, and there are no locks: the exporter runs one event loop. Readiness is decided from
+this explicit state (:meth:`Health.problems`), never from the wording of an error message.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Resource(StrEnum):
+    """The watched resources; the values are the ``resource`` label of the self-metrics."""
+
+    JOBS = "jobs"
+    CRONJOBS = "cronjobs"
+    PODS = "pods"
+
+
+class ErrorKind(StrEnum):
+    """Values of ``kube_batch_exporter_errors_total{kind}``: every problem survived."""
+
+    BAD_LINE = "bad_line"
+    """A watch line that is not a JSON event (skipped)."""
+    BAD_OBJECT = "bad_object"
+    """An object that cannot be tracked at all (no ``metadata.uid``)."""
+    BAD_ANNOTATION = "bad_annotation"
+    """A threshold annotation whose value cannot be parsed (ignored)."""
+    BAD_SCHEDULE = "bad_schedule"
+    """A CronJob schedule or time zone the controller cannot use."""
+    TORN_STREAM = "torn_stream"
+    """A watch stream that ended inside a line, or sent an oversized line."""
+    SUBSCRIBER = "subscriber"
+    """A bug in one consumer of a change; the other consumers still saw it."""
+    PARKED_PODS_DROPPED = "parked_pods_dropped"
+    """A Pod change dropped because too many were waiting for their Job."""
+    INTERNAL = "internal"
+    """A bug that crashed a whole loop (restarted by its supervisor)."""
+
+
+class RestartReason(StrEnum):
+    """Values of ``kube_batch_exporter_watch_restarts_total{reason}``."""
+
+    TIMEOUT = "timeout"
+    """The server ended the watch at its timeout (the normal case)."""
+    GONE = "gone"
+    """410: the resourceVersion expired; a relist follows."""
+    INACTIVITY = "inactivity"
+    """No byte for the inactivity timeout: a silently dead connection."""
+    TORN = "torn"
+    """The stream ended inside a line."""
+    ERROR = "error"
+    """Any other failed request or in-stream ERROR."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The latest failed request of a resource, shown on ``/readyz`` and the status page."""
+
+    verb: str
+    """``list`` or ``watch``."""
+    message: str
+    """In words, never holding a token or an object body."""
+    forbidden: bool
+    """The API answered 403: the exporter is not ready until a request of it succeeds again."""
+
+
+@dataclass(slots=True)
+class ResourceHealth:
+    """Sync state and counters of one resource (all its namespace scopes together)."""
+
+    events: Counter[str] = field(default_factory=Counter)
+    """Watch events received, by event type."""
+    restarts: Counter[RestartReason] = field(
+        # Every reason from 0, so increase() over them is 0 rather than no data (dashboards
+        # and alerts then tell "none" from "not scraped").
+        default_factory=lambda: Counter(dict.fromkeys(RestartReason, 0))
+    )
+    relists: int = 0
+    """Full LISTs after the first one."""
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """API requests by (verb, HTTP code)."""
+    objects: int = 0
+    synced: bool = False
+    """True once the first full LIST of every scope completed."""
+    last_event: float | None = None
+    failure: Failure | None = None
+    """The latest failed request, cleared by the next successful one."""
+
+
+@dataclass(slots=True)
+class Health:
+    """Everything the exporter knows about itself; one instance per process."""
+
+    resources: dict[Resource, ResourceHealth] = field(
+        default_factory=lambda: {r: ResourceHealth() for r in Resource}
+    )
+    errors: Counter[ErrorKind] = field(default_factory=Counter)
+    owners_dropped: int = 0
+    """Distinct owners not tracked because ``--max-owners`` was reached."""
+    last_scrape: tuple[float, int] = (0.0, 0)
+    """Seconds and bytes of the latest ``/metrics`` response (a scrape reports the one before)."""
+
+    def __getitem__(self, resource: Resource) -> ResourceHealth:
+        return self.resources[resource]
+
+    def count(self, kind: ErrorKind) -> None:
+        """One more problem of ``kind`` survived."""
+        self.errors[kind] += 1
+
+    def problems(self) -> list[str]:
+        """Why the exporter is not ready, in words; empty when it is.
+
+        Ready means every resource finished its first full LIST and no request is being
+        refused for lack of permission (a watch that merely reconnects keeps serving the
+        cached state, so other failures do not make the exporter unready once synced).
+        """
+        waiting = [
+            f"{r}: waiting for the first full list"
+            for r, h in self.resources.items()
+            if not h.synced
+        ]
+        failing = [
+            f"{r}: {h.failure.verb}: {h.failure.message}"
+            for r, h in sorted(self.resources.items())
+            if h.failure is not None and (not h.synced or h.failure.forbidden)
+        ]
+        return waiting + failing

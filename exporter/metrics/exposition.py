@@ -1,0 +1,208 @@
+"""Exposition text, rendered once per record change and concatenated per scrape.
+
+This is kube-state-metrics' store pattern. A metric family is declared once, as data
+(:class:`Family`: name, type, help, its labels and the function that computes its samples
+from one record), families of one kind of record form a :class:`Group` with the
+:class:`Identity` labels they share, and :class:`RenderedFamilies` keeps, for each family, the
+already-escaped text lines of every record keyed by UID. A scrape is then a ``b"".join`` per
+family; no label is escaped or sorted at scrape time, which keeps a 100k-series scrape in
+milliseconds instead of the ~0.6 s that client_python's ``generate_latest`` needs.
+
+Families whose value depends on the clock (``*_running_seconds``, ``*_overdue_seconds``) are
+:class:`LiveFamily`: their label sets are rendered when the record changes, and a scrape only
+formats the value, for the records their ``applies`` predicate keeps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+from exporter.store.caching import Record
+from exporter.track.histogram import Histogram
+
+MetricType = Literal["gauge", "counter", "histogram"]
+Labels = tuple[tuple[str, str], ...]
+Sample = tuple[str, Labels, float]
+"""Name suffix (``""``, or ``_bucket``/``_sum``/``_count`` for histograms), labels beyond the
+record's identity labels, and the value."""
+
+R = TypeVar("R", bound=Record)
+T = TypeVar("T", contravariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity(Generic[T]):
+    """The labels naming what a series is about (contract §1), and how a record fills them."""
+
+    labels: tuple[str, ...]
+    values: Callable[[T], tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Family(Generic[T]):
+    """A metric family computed from one record; rendered when the record changes."""
+
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...]
+    """Labels beyond the identity (a histogram's ``le`` is implied)."""
+    generate: Callable[[T], Iterable[Sample]]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFamily(Generic[T]):
+    """A one-series-per-record gauge whose value depends on the scrape time."""
+
+    name: str
+    type: Literal["gauge"]
+    help: str
+    value: Callable[[T, float], float]
+    applies: Callable[[T], bool]
+    """Which records have a series (for example only the Jobs still running)."""
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Group(Generic[R]):
+    """The families of one kind of record, in the order a scrape writes them."""
+
+    identity: Identity[R]
+    families: tuple[Family[R], ...]
+    live: tuple[LiveFamily[R], ...] = ()
+
+    @property
+    def all(self) -> tuple[Family[R] | LiveFamily[R], ...]:
+        """Every family of the group, in exposition order."""
+        return (*self.families, *self.live)
+
+
+def escape_label_value(value: str) -> str:
+    r"""Escape a label value for the text formats: backslash, double quote, newline."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def format_value(value: float) -> str:
+    """Format a sample value as Prometheus expects (integers without a fraction)."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+def label_pairs(labels: Labels) -> str:
+    """Render ``a="x",b="y"``; a record's identity is escaped once and shared by its families."""
+    return ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels)
+
+
+def header(name: str, help_text: str, kind: MetricType, openmetrics: bool = False) -> bytes:
+    """The ``# HELP`` and ``# TYPE`` lines of a family.
+
+    OpenMetrics names a counter family without its ``_total`` suffix (the samples keep it);
+    the classic text format uses the sample name.
+    """
+    if openmetrics and kind == "counter":
+        name = name.removesuffix("_total")
+    doc = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {doc}\n# TYPE {name} {kind}\n".encode()
+
+
+def render(name: str, identity: str, samples: Iterable[Sample]) -> bytes:
+    """Render samples of one family for one record into exposition lines.
+
+    ``identity`` is the record's labels already escaped by :func:`label_pairs`: every Job has
+    some twenty families, and escaping its identity once per change instead of once per
+    family was the largest saving in the watch-event profile.
+    """
+    lines = []
+    for suffix, extra, value in samples:
+        pairs = ",".join(filter(None, (identity, label_pairs(extra))))
+        labels = "{" + pairs + "}" if pairs else ""
+        lines.append(f"{name}{suffix}{labels} {format_value(value)}\n")
+    return "".join(lines).encode()
+
+
+def histogram_samples(hist: Histogram, labels: Labels = ()) -> list[Sample]:
+    """Cumulative ``_bucket`` samples (with ``+Inf``), then ``_sum`` and ``_count``."""
+    out: list[Sample] = []
+    running = 0
+    for bound, count in zip(hist.buckets, hist.counts, strict=False):
+        running += count
+        # le="1.0" as client_python writes it, so series from both stay one time series
+        out.append(("_bucket", (*labels, ("le", repr(float(bound)))), float(running)))
+    running += hist.counts[-1]
+    out.append(("_bucket", (*labels, ("le", "+Inf")), float(running)))
+    out.append(("_sum", labels, hist.total))
+    out.append(("_count", labels, float(running)))
+    return out
+
+
+def gauge(value: float | None) -> list[Sample]:
+    """One unlabelled sample, or none when the value is unknown (never a misleading 0)."""
+    return [] if value is None else [("", (), float(value))]
+
+
+class RenderedFamilies(Generic[R]):
+    """Pre-rendered lines of one group per family and record; a subscriber and a writer."""
+
+    def __init__(self, group: Group[R], clock: Callable[[], float] = time.time) -> None:
+        self._group = group
+        self._clock = clock
+        families = group.families
+        self._headers = {
+            om: [header(f.name, f.help, f.type, om) for f in families] for om in (False, True)
+        }
+        self._live_headers = [header(f.name, f.help, f.type) for f in group.live]
+        self._lines: list[dict[str, bytes]] = [{} for _ in families]
+        self._live_lines: list[dict[str, tuple[bytes, R]]] = [{} for _ in group.live]
+        """Per live family: UID -> (``name{labels} `` prefix, record)."""
+
+    def changed(self, old: R | None, new: R | None) -> None:
+        """Re-render a record's families (or drop them when it was deleted)."""
+        if new is None:
+            if old is not None:
+                for lines in self._lines:
+                    lines.pop(old.uid, None)
+                for live in self._live_lines:
+                    live.pop(old.uid, None)
+            return
+        ident = self._group.identity
+        identity = label_pairs(tuple(zip(ident.labels, ident.values(new), strict=True)))
+        for family, lines in zip(self._group.families, self._lines, strict=True):
+            text = render(family.name, identity, family.generate(new))
+            if text:
+                lines[new.uid] = text
+            else:
+                lines.pop(new.uid, None)
+        for live_family, live in zip(self._group.live, self._live_lines, strict=True):
+            if live_family.applies(new):
+                labels = "{" + identity + "}" if identity else ""
+                live[new.uid] = (f"{live_family.name}{labels} ".encode(), new)
+            else:
+                live.pop(new.uid, None)
+
+    def write(self, out: list[bytes], openmetrics: bool = False) -> None:
+        """Append every family (header, then each record's lines) to ``out``."""
+        for head, lines in zip(self._headers[openmetrics], self._lines, strict=True):
+            out.append(head)
+            out.append(b"".join(lines.values()))
+        now = self._clock()
+        for head, family, live in zip(
+            self._live_headers, self._group.live, self._live_lines, strict=True
+        ):
+            out.append(head)
+            value = family.value
+            out.append(
+                b"".join(
+                    prefix + format_value(value(record, now)).encode() + b"\n"
+                    for prefix, record in live.values()
+                )
+            )

@@ -1,0 +1,86 @@
+"""Every family ``/metrics`` emits, in scrape order, and the scrape that joins them.
+
+:data:`GROUPS` is the one list of what the exporter renders from records, and :data:`ALL` adds
+the self-metrics: docs/metrics.md is checked against it, and a scrape writes the groups in
+exactly this order, then the self-metrics and the process metrics from client_python.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import exposition as text_format
+from prometheus_client.openmetrics import exposition as openmetrics_format
+
+from exporter.health.state import Health
+from exporter.metrics import runs, slots, state
+from exporter.metrics.exposition import Group, MetricType, RenderedFamilies
+from exporter.metrics.selfmetrics import SELF
+
+TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+GROUPS: tuple[Group[Any], ...] = (
+    state.CRONJOB,
+    slots.SLOTS,
+    state.JOB,
+    state.RETAINED,
+    runs.HISTORY,
+    runs.CRONJOB_SUCCESS,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """What the registry says of one family: the public name, type, help and labels."""
+
+    name: str
+    type: MetricType
+    help: str
+    identity: tuple[str, ...]
+    """The identity labels of its group (contract §1); none for the self-metrics."""
+    labels: tuple[str, ...]
+    """The family's own labels (a histogram's ``le`` is implied)."""
+
+
+ALL: tuple[Declared, ...] = (
+    *(
+        Declared(f.name, f.type, f.help, group.identity.labels, f.labels)
+        for group in GROUPS
+        for f in group.all
+    ),
+    *(Declared(f.name, f.type, f.help, (), f.labels) for f in SELF),
+)
+
+
+class Exposition:
+    """Builds the ``/metrics`` body: one renderer per group, then the self-metrics registry.
+
+    The wiring subscribes each renderer to the source of its records; a scrape writes them in
+    :data:`GROUPS` order, so the registry and the exposition cannot disagree.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, health: Health, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.renderers: dict[Group[Any], RenderedFamilies[Any]] = {
+            group: RenderedFamilies(group, clock) for group in GROUPS
+        }
+        self._registry = registry
+        self._health = health
+
+    def scrape(self, openmetrics: bool) -> bytes:
+        """The whole exposition body in the text format, or OpenMetrics when asked."""
+        started = time.perf_counter()
+        out: list[bytes] = []
+        for renderer in self.renderers.values():
+            renderer.write(out, openmetrics)
+        fmt = openmetrics_format if openmetrics else text_format
+        out.append(fmt.generate_latest(self._registry))
+        body = b"".join(out)
+        self._health.last_scrape = (time.perf_counter() - started, len(body))
+        return body

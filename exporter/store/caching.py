@@ -1,0 +1,194 @@
+"""Per-resource caches of projected records, keyed by UID, that tell subscribers what changed.
+
+A cache is the single owner of "what exists now" for one resource. Watchers feed it raw dicts
+(it satisfies kube's ``Sink`` interface without knowing it); it projects them (dropping the
+dict at once), keeps the record, and tells every subscriber ``(old, new)``: ``old`` None means
+created, ``new`` None means deleted. Subscribers (renderers, the owner index and the
+trackers) never see raw objects.
+
+A relist replaces the records of one *scope* (a namespace, or None for all namespaces) and emits
+a deletion for every record of that scope that the new list no longer has, which is how objects
+deleted while a watch was broken (410 Gone) leave /metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
+
+from exporter.health.state import ErrorKind, Health, Resource
+from exporter.store.projecting import BadObject, RawObject
+
+logger = logging.getLogger(__name__)
+
+
+class Record(Protocol):
+    """What every record that is published has."""
+
+    @property
+    def uid(self) -> str:
+        """The key subscribers file the record under."""
+
+    @property
+    def namespace(self) -> str:
+        """``metadata.namespace``: the relist scope."""
+
+
+R = TypeVar("R", bound=Record)
+Subscriber = Callable[[R | None, R | None], None]
+
+
+class Publisher(Generic[R]):
+    """Tells subscribers that a record was created, changed or deleted.
+
+    A subscriber that raises does not keep the change from the others: the failure is logged
+    with the record's UID and counted (``errors_total{kind="subscriber"}``).
+    """
+
+    def __init__(self, what: str, health: Health) -> None:
+        self._what = what
+        self._health = health
+        self._subscribers: list[Subscriber[R]] = []
+
+    def subscribe(self, subscriber: Subscriber[R]) -> None:
+        """Call ``subscriber(old, new)`` on every change from now on."""
+        self._subscribers.append(subscriber)
+
+    def notify(self, old: R | None, new: R | None) -> None:
+        """Tell every subscriber about one change."""
+        for subscriber in self._subscribers:
+            try:
+                subscriber(old, new)
+            except Exception:  # one subscriber's bug must not starve the others
+                changed = new if new is not None else old
+                logger.exception(
+                    "subscriber failed on %s %s",
+                    self._what,
+                    changed.uid if changed is not None else "?",
+                )
+                self._health.count(ErrorKind.SUBSCRIBER)
+
+
+class ObjectCache(Generic[R]):
+    """Records of one resource plus the subscribers that follow its changes."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        project: Callable[[RawObject], R],
+        health: Health,
+        scopes: Sequence[str | None] = (None,),
+    ) -> None:
+        self.resource = resource
+        self.records: dict[str, R] = {}
+        self._changes: Publisher[R] = Publisher(resource, health)
+        self._project = project
+        self._health = health
+        self._state = health[resource]
+        self._on_synced: list[Callable[[], None]] = []
+        self._pending_scopes = set(scopes)
+
+    @property
+    def synced(self) -> bool:
+        """True once every scope completed its first LIST."""
+        return not self._pending_scopes
+
+    def subscribe(self, subscriber: Subscriber[R]) -> None:
+        """Call ``subscriber(old, new)`` on every change from now on."""
+        self._changes.subscribe(subscriber)
+
+    def on_synced(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once, right after the first full LIST of every scope.
+
+        Trackers use it to tell objects that existed at start-up (history before we watched)
+        from changes they see happen.
+        """
+        self._on_synced.append(callback)
+
+    def upsert(self, raw: RawObject) -> None:
+        """Apply an ADDED or MODIFIED object."""
+        new = self._safe_project(raw)
+        if new is not None:
+            self._put(new)
+
+    def delete(self, raw: RawObject) -> None:
+        """Apply a DELETED object: first its final state (if it changed), then the removal."""
+        final = self._safe_project(raw)
+        if final is None:
+            return
+        if self.records.get(final.uid) is not None:
+            self._put(final)
+        old = self.records.pop(final.uid, None)
+        if old is not None:
+            self._changes.notify(old, None)
+            self._state.objects = len(self.records)
+
+    def relist(self, scope: str | None) -> Relist[R]:
+        """Start replacing the records of ``scope``; apply with :meth:`Relist.commit`."""
+        return Relist(self, scope)
+
+    def _safe_project(self, raw: RawObject) -> R | None:
+        try:
+            return self._project(raw)
+        except (BadObject, TypeError, ValueError, AttributeError, KeyError) as exc:
+            meta = raw.get("metadata") if isinstance(raw, dict) else None
+            where = f"{meta.get('namespace')}/{meta.get('name')}" if isinstance(meta, dict) else "?"
+            logger.warning("skipping malformed %s %s: %s", self.resource, where, exc)
+            self._health.count(ErrorKind.BAD_OBJECT)
+            return None
+
+    def _put(self, new: R) -> None:
+        old = self.records.get(new.uid)
+        if old == new:
+            return
+        self.records[new.uid] = new
+        self._changes.notify(old, new)
+        if old is None:
+            self._state.objects = len(self.records)
+
+    def _finish_relist(self, scope: str | None, fresh: dict[str, R]) -> None:
+        vanished = [
+            uid
+            for uid, rec in self.records.items()
+            if uid not in fresh and (scope is None or rec.namespace == scope)
+        ]
+        for uid in vanished:
+            self._changes.notify(self.records.pop(uid), None)
+        for record in fresh.values():
+            self._put(record)
+        self._state.objects = len(self.records)
+        was_synced = self.synced
+        self._pending_scopes.discard(scope)
+        self._state.synced = self.synced
+        if self.synced and not was_synced:
+            for callback in self._on_synced:
+                callback()
+        if vanished:
+            logger.info(
+                "relist of %s removed %d objects deleted during the gap",
+                self.resource,
+                len(vanished),
+            )
+
+
+class Relist(Generic[R]):
+    """An in-progress LIST: projects pages as they arrive, applies nothing until commit.
+
+    Projecting page by page keeps peak memory at one page of raw dicts, not the whole list.
+    """
+
+    def __init__(self, cache: ObjectCache[R], scope: str | None) -> None:
+        self._cache = cache
+        self._scope = scope
+        self._fresh: dict[str, R] = {}
+
+    def add(self, raw: RawObject) -> None:
+        """Take one listed object."""
+        record = self._cache._safe_project(raw)
+        if record is not None:
+            self._fresh[record.uid] = record
+
+    def commit(self) -> None:
+        """Diff against the cache: deletions for vanished objects, upserts for the rest."""
+        self._cache._finish_relist(self._scope, self._fresh)

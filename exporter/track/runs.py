@@ -1,0 +1,373 @@
+"""Run history per owner (contract §3 and §5): what kube-state-metrics refuses to keep.
+
+The tracker follows the Job, Pod and CronJob caches and turns *transitions* into per-owner
+history (a CronJob, or a family of direct Jobs), which outlives the Jobs themselves:
+
+* A run is counted once, when its Job is seen reaching ``Complete``/``Failed`` (or deleted while
+  unfinished). Only transitions count: repeated MODIFIED events, relists and DELETED events of
+  finished Jobs change nothing. Jobs already finished when the exporter starts (the first full
+  LIST) feed the ``last_*`` gauges only, replayed in end-time order, so a restart never looks
+  like a burst of runs.
+* A pod attempt is counted when its Pod is seen entering phase ``Failed``; in-place restarts
+  (``restartPolicy: OnFailure``) from restartCount increases. Pods that existed at start-up only
+  set the baseline.
+* Start delay is Job creation to the first container start of the run, observed once per run.
+
+Every change is published as the owner's :class:`History` record (the metrics layer renders it);
+the CronJob last-success family has its own small record, :class:`CronJobSuccess`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from exporter.health.state import ErrorKind, Health
+from exporter.store.caching import ObjectCache, Publisher, Subscriber
+from exporter.store.owners import OwnerIndex
+from exporter.store.records import ByOwner, CronJob, Job, OwnerKey, Pod
+from exporter.store.thresholds import NONE, Thresholds
+from exporter.track.histogram import Histogram
+
+logger = logging.getLogger(__name__)
+
+RETRY_BUCKETS: tuple[float, ...] = (0, 1, 2, 3, 5, 10, 20, 50)
+"""Buckets of ``kube_batch_run_retries`` (attempts are small whole numbers; documented)."""
+MAX_PARKED_PODS = 10000
+"""Pod changes kept while their Job has not arrived yet (the two watches are not ordered);
+beyond it they are dropped and counted, which bounds memory if Jobs never arrive."""
+
+CronKey = tuple[str, str]
+"""(namespace, cronjob name)."""
+
+
+@dataclass(slots=True, eq=False)
+class History(ByOwner):
+    """Everything kept about one owner; mutated in place, then published."""
+
+    key: OwnerKey
+    durations: dict[str, Histogram]
+    start_delays: Histogram
+    retries: Histogram
+    runs: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(result, reason, trigger) -> finished runs."""
+    pod_failures: Counter[str] = field(default_factory=Counter)
+    restarts: int = 0
+    last_run: float | None = None
+    last_duration: float | None = None
+    last_success_flag: float | None = None
+    last_success: float | None = None
+    consecutive_failures: int = 0
+    thresholds: Thresholds = NONE
+    idle_since: float | None = None
+    """Since when the owner has had no Job and no CronJob (for forgetting it)."""
+
+
+@dataclass(slots=True, eq=False)
+class CronJobSuccess:
+    """``kube_batch_cronjob_last_success_timestamp_seconds`` of one CronJob (contract §2)."""
+
+    namespace: str
+    name: str
+    from_status: float | None = None
+    """``status.lastSuccessfulTime``: the controller's own runs only."""
+    observed: float | None = None
+    """The latest success the exporter saw, manual runs included."""
+
+    @property
+    def uid(self) -> str:
+        """Key for subscribers."""
+        return f"{self.namespace}\x00{self.name}"
+
+    @property
+    def latest(self) -> float | None:
+        """The later of the two, None while neither is known."""
+        return max((v for v in (self.from_status, self.observed) if v), default=None)
+
+
+class CronJobSuccesses:
+    """Follows the CronJobs and the observed successes; publishes a record per CronJob."""
+
+    def __init__(self, health: Health) -> None:
+        self.records: dict[CronKey, CronJobSuccess] = {}
+        self._exists: set[CronKey] = set()
+        self._changes: Publisher[CronJobSuccess] = Publisher("cronjob successes", health)
+
+    def subscribe(self, subscriber: Subscriber[CronJobSuccess]) -> None:
+        """Call ``subscriber(old, new)`` when a CronJob's last success changes."""
+        self._changes.subscribe(subscriber)
+
+    def cronjob_changed(self, old: CronJob | None, new: CronJob | None) -> None:
+        """Follow a CronJob (cache subscriber)."""
+        if new is None:
+            if old is not None:
+                key = (old.namespace, old.name)
+                record = self.records.pop(key, None)
+                if key in self._exists and record is not None:
+                    self._changes.notify(record, None)
+                self._exists.discard(key)
+            return
+        key = (new.namespace, new.name)
+        record = self.records.setdefault(key, CronJobSuccess(*key))
+        record.from_status = new.last_successful
+        self._exists.add(key)
+        self._changes.notify(None, record)
+
+    def success(self, namespace: str, cronjob: str, at: float) -> None:
+        """An observed successful run of a CronJob's Job (published once the CronJob exists)."""
+        key = (namespace, cronjob)
+        record = self.records.setdefault(key, CronJobSuccess(*key))
+        record.observed = max(at, record.observed or at)
+        if key in self._exists:
+            self._changes.notify(None, record)
+
+
+class RunTracker:
+    """Turns Job, Pod and CronJob changes into per-owner run history."""
+
+    def __init__(
+        self,
+        health: Health,
+        owners: OwnerIndex,
+        *,
+        duration_buckets: Sequence[float],
+        max_owners: int,
+        forget_after: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._health = health
+        self._buckets = tuple(duration_buckets)
+        self._max_owners = max_owners
+        self._forget_after = forget_after
+        self._clock = clock
+        self.histories: dict[OwnerKey, History] = {}
+        self.cronjob_success = CronJobSuccesses(health)
+        self._changes: Publisher[History] = Publisher("owners", health)
+        self._owners = owners
+        self._jobs: Mapping[str, Job] = {}
+        """The Job cache's records (set by :meth:`follow`)."""
+        self._cronjobs: dict[CronKey, CronJob] = {}
+        self._jobs_live = False
+        self._pods_live = False
+        self._startup_finished: list[Job] = []
+        self._restarts: dict[str, dict[str, int]] = {}
+        """Job UID -> pod UID -> highest restartCount seen (retries of the run)."""
+        self._delay_seen: set[str] = set()
+        """Job UIDs whose start delay was observed (or had already passed at start-up)."""
+        self._parked: dict[str, list[tuple[Pod | None, Pod]]] = {}
+        """Pod changes whose Job has not arrived yet, by Job UID."""
+        self._parked_before: set[str] = set()
+        self._dropped: set[OwnerKey] = set()
+
+    def follow(
+        self, jobs: ObjectCache[Job], pods: ObjectCache[Pod], cronjobs: ObjectCache[CronJob]
+    ) -> None:
+        """Subscribe to the three caches."""
+        self._jobs = jobs.records
+        cronjobs.subscribe(self.cronjob_changed)
+        cronjobs.subscribe(self.cronjob_success.cronjob_changed)
+        jobs.subscribe(self.job_changed)
+        pods.subscribe(self.pod_changed)
+        jobs.on_synced(self.jobs_synced)
+        pods.on_synced(self.pods_synced)
+
+    def subscribe(self, subscriber: Subscriber[History]) -> None:
+        """Call ``subscriber(old, new)`` whenever an owner's history changes."""
+        self._changes.subscribe(subscriber)
+
+    # -- owners -------------------------------------------------------------------------------
+    def _history(self, key: OwnerKey) -> History | None:
+        h = self.histories.get(key)
+        if h is not None:
+            return h
+        if len(self.histories) >= self._max_owners:
+            if key not in self._dropped and len(self._dropped) < 10 * self._max_owners:
+                self._dropped.add(key)
+                self._health.owners_dropped += 1
+                logger.warning(
+                    "not tracking %s/%s %s: --max-owners=%d reached",
+                    key[0],
+                    key[1],
+                    key[2],
+                    self._max_owners,
+                )
+            return None
+        h = History(
+            key=key,
+            durations={},
+            start_delays=Histogram(self._buckets),
+            retries=Histogram(RETRY_BUCKETS),
+        )
+        self.histories[key] = h
+        self._changes.notify(None, h)  # counters start at 0, so increase() sees the first event
+        return h
+
+    def _set_thresholds(self, h: History, thresholds: Thresholds, where: str) -> None:
+        if thresholds == h.thresholds:
+            return
+        h.thresholds = thresholds
+        for annotation, why in thresholds.problems:
+            self._health.count(ErrorKind.BAD_ANNOTATION)
+            logger.warning("ignoring annotation %s on %s: %s", annotation, where, why)
+        self._changes.notify(None, h)
+
+    def forget_idle(self) -> int:
+        """Drop owners that had no Job and no CronJob for ``forget_after``; return how many."""
+        now = self._clock()
+        gone = []
+        for key, h in self.histories.items():
+            if self._owners.has_jobs(key) or (
+                key[1] == "CronJob" and (key[0], key[2]) in self._cronjobs
+            ):
+                h.idle_since = None
+            elif h.idle_since is None:
+                h.idle_since = now
+            elif now - h.idle_since >= self._forget_after:
+                gone.append(key)
+        for key in gone:
+            self._changes.notify(self.histories.pop(key), None)
+        self._dropped.clear()
+        # Pod changes parked for a whole period will never meet their Job (deleted unseen).
+        for job_uid in self._parked_before & self._parked.keys():
+            del self._parked[job_uid]
+        self._parked_before = set(self._parked)
+        return len(gone)
+
+    # -- CronJobs -----------------------------------------------------------------------------
+    def cronjob_changed(self, old: CronJob | None, new: CronJob | None) -> None:
+        """Follow a CronJob: its thresholds and concurrency policy."""
+        if new is None:
+            if old is not None:
+                self._cronjobs.pop((old.namespace, old.name), None)
+            return
+        self._cronjobs[(new.namespace, new.name)] = new
+        h = self._history((new.namespace, "CronJob", new.name))
+        if h is not None:
+            self._set_thresholds(h, new.thresholds, f"CronJob {new.namespace}/{new.name}")
+
+    # -- Jobs ---------------------------------------------------------------------------------
+    def jobs_synced(self) -> None:
+        """Replay Jobs that had finished before we started, oldest end first (last_* only)."""
+        self._jobs_live = True
+        for job in sorted(self._startup_finished, key=lambda j: j.end or j.created or 0.0):
+            h = self._history(job.owner_key)
+            if h is not None:
+                self._set_last(h, job, job.outcome, job.end, _duration(job, job.end))
+                self._changes.notify(None, h)
+        self._startup_finished.clear()
+
+    def job_changed(self, old: Job | None, new: Job | None) -> None:
+        """Count terminal transitions and deletions of unfinished Jobs."""
+        if new is None:
+            if old is not None:
+                self._job_deleted(old)
+            return
+        key = new.owner_key
+        h = self._history(key)  # an owner's series exist from its first Job on
+        if old is None:
+            for pod_old, pod_new in self._parked.pop(new.uid, ()):
+                self.pod_changed(pod_old, pod_new)
+        if new.owner_kind == "Job" and h is not None:
+            self._set_thresholds(h, new.thresholds, f"Job {new.namespace}/{new.name}")
+        if new.finished and (old is None or not old.finished):
+            if self._jobs_live:
+                self._finish(new, new.outcome, new.reason, new.end)
+            else:
+                self._startup_finished.append(new)
+
+    def _job_deleted(self, old: Job) -> None:
+        if not old.finished and self._jobs_live:
+            cronjob = self._cronjobs.get((old.namespace, old.owner_name))
+            replaced = (
+                old.owner_kind == "CronJob"
+                and cronjob is not None
+                and cronjob.concurrency_policy == "Replace"
+            )
+            end = old.deleted_at or self._clock()
+            self._finish(old, "deleted", "Replaced" if replaced else "DeletedWhileActive", end)
+        self._restarts.pop(old.uid, None)
+        self._delay_seen.discard(old.uid)
+        self._parked.pop(old.uid, None)
+
+    def _finish(self, job: Job, result: str, reason: str, end: float | None) -> None:
+        h = self._history(job.owner_key)
+        restarts = self._restarts.pop(job.uid, {})
+        if h is None:
+            return
+        h.runs[(result, reason, job.trigger)] += 1
+        duration = _duration(job, end)
+        if duration is not None:
+            h.durations.setdefault(result, Histogram(self._buckets)).observe(duration)
+        h.retries.observe(job.failed + sum(restarts.values()))
+        self._set_last(h, job, result, end, duration)
+        self._changes.notify(None, h)
+
+    def _set_last(
+        self, h: History, job: Job, result: str, end: float | None, duration: float | None
+    ) -> None:
+        end = end if end is not None else self._clock()
+        if h.last_run is None or end >= h.last_run:
+            h.last_run, h.last_duration = end, duration
+            h.last_success_flag = 1.0 if result == "succeeded" else 0.0
+        if result == "succeeded":
+            h.consecutive_failures = 0
+            h.last_success = max(end, h.last_success or end)
+            if job.owner_kind == "CronJob":
+                self.cronjob_success.success(job.namespace, job.owner_name, end)
+        elif result == "failed":
+            h.consecutive_failures += 1
+
+    # -- Pods ---------------------------------------------------------------------------------
+    def pods_synced(self) -> None:
+        """From now on pod failures and restarts are changes we saw happen."""
+        self._pods_live = True
+
+    def pod_changed(self, old: Pod | None, new: Pod | None) -> None:
+        """Count failed attempts, restarts and the run's start delay."""
+        if new is None or not new.job_uid:
+            return
+        job = self._jobs.get(new.job_uid)
+        if job is None:
+            self._park(old, new)
+            return
+        if new.restarts:
+            seen = self._restarts.setdefault(job.uid, {})
+            seen[new.uid] = max(new.restarts, seen.get(new.uid, 0))
+        started_now = new.first_start is not None and (old is None or old.first_start is None)
+        if not self._pods_live:
+            if new.first_start is not None:
+                self._delay_seen.add(job.uid)  # the run had started before we watched
+            return
+        h = self._history(job.owner_key)
+        if h is None:
+            return
+        changed = False
+        if new.phase == "Failed" and (old is None or old.phase != "Failed"):
+            h.pod_failures[new.failure_reason] += 1
+            changed = True
+        restarted = new.restarts - (old.restarts if old is not None else 0)
+        if restarted > 0:
+            h.restarts += restarted
+            changed = True
+        if started_now and job.uid not in self._delay_seen and job.created is not None:
+            self._delay_seen.add(job.uid)
+            h.start_delays.observe(max(0.0, (new.first_start or 0.0) - job.created))
+            changed = True
+        if changed:
+            self._changes.notify(None, h)
+
+    def _park(self, old: Pod | None, new: Pod) -> None:
+        """Keep a pod change until its Job arrives (the two watches are not ordered)."""
+        if sum(len(v) for v in self._parked.values()) >= MAX_PARKED_PODS:
+            self._health.count(ErrorKind.PARKED_PODS_DROPPED)
+            return
+        self._parked.setdefault(new.job_uid, []).append((old, new))
+
+
+def _duration(job: Job, end: float | None) -> float | None:
+    if job.started is None or end is None:
+        return None
+    return max(0.0, end - job.started)

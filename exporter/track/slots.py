@@ -1,0 +1,388 @@
+"""Missed, late and overdue CronJob slots (contract §4): what the controller never reports.
+
+The CronJob controller starts only the newest missed slot, never emits ``MissSchedule``, and
+leaves no trace of slots skipped by ``concurrencyPolicy: Forbid`` or a suspension. So the
+exporter walks each CronJob's schedule itself, from a *cursor*:
+
+* On first sight the cursor is the later of ``status.lastScheduleTime`` and the creation
+  time. Every slot after it is resolved exactly once, in order, and the cursor moves past it.
+* A slot **ran** when a Job for it is seen (its ``cronjob-scheduled-timestamp`` annotation, or
+  the name ``<cronjob>-<minutes since epoch>``). Ran slots are remembered even after the Job
+  is deleted, so history limits and TTLs cannot turn them into misses.
+* A slot is **missed** once it can no longer run: the next slot is due (``now >= next +
+  grace``), or ``now > slot + startingDeadlineSeconds + grace``. Its reason is ``suspended``
+  if the CronJob was suspended at the slot (the state at start-up for earlier slots),
+  ``concurrency_forbid`` if the policy is Forbid and a run was active at the slot, else
+  ``not_started``.
+* After start-up at most ``--max-missed-backfill`` slots per CronJob are counted; a schedule
+  or time-zone change moves the cursor to the time of the change.
+
+Nothing here scans every CronJob on a timer: a heap holds the next time each CronJob's
+pending slot can be decided, and Job events decide slots as they arrive.
+
+A CronJob whose schedule or time zone the controller cannot use never runs and says so only in
+an event; here it gets one warning per change and ``errors_total{kind="bad_schedule"}``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from exporter.cron.schedule import Schedule
+from exporter.health.state import ErrorKind, Health
+from exporter.store.caching import ObjectCache, Publisher, Subscriber
+from exporter.store.records import CronJob, Job
+from exporter.store.thresholds import MISSED_GRACE
+from exporter.track.histogram import Histogram
+
+logger = logging.getLogger(__name__)
+
+REASONS = ("not_started", "concurrency_forbid", "suspended")
+LAG_BUCKETS: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+"""Buckets of ``kube_batch_cronjob_schedule_lag_seconds`` (documented in docs/metrics.md)."""
+_NAME_SUFFIX = re.compile(r"-(\d{6,12})$")
+
+CronKey = tuple[str, str]
+"""(namespace, cronjob name)."""
+
+
+@dataclass(slots=True, eq=False)
+class CronSlots:
+    """Slot bookkeeping of one CronJob, published to subscribers (keyed by its ``uid``)."""
+
+    cj: CronJob
+    schedule: Schedule | None
+    cursor: float
+    grace: float
+    """Seconds a slot may be late; from the annotation or the flag, set when the CronJob changes."""
+    pending: float | None = None
+    """The first slot after the cursor, once computed."""
+    following: float | None = None
+    """The slot after ``pending``: when it is due, ``pending`` can no longer run."""
+    ran: set[float] = field(default_factory=set)
+    runs: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    """Controller-made Jobs: UID -> (created, ended), for the Forbid rule."""
+    suspensions: list[tuple[float, float | None]] = field(default_factory=list)
+    missed: Counter[str] = field(default_factory=Counter)
+    lag: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))
+    overdue_from: float | None = None
+    due: float | None = None
+    """When the heap should look at this CronJob again."""
+
+    @property
+    def uid(self) -> str:
+        """The CronJob's UID (subscriber key)."""
+        return self.cj.uid
+
+    @property
+    def namespace(self) -> str:
+        """The CronJob's namespace."""
+        return self.cj.namespace
+
+    @property
+    def name(self) -> str:
+        """The CronJob's name."""
+        return self.cj.name
+
+    def overdue(self, now: float) -> float:
+        """Seconds since the oldest slot past its grace without a Job (0: none, or suspended)."""
+        if self.cj.suspended or self.schedule is None:
+            return 0.0
+        since = self.overdue_from
+        t = self.pending
+        if t is not None and t not in self.ran and now >= t + self.grace:
+            since = t if since is None else min(since, t)
+        return max(0.0, now - since) if since is not None else 0.0
+
+
+def slot_of(job: Job) -> float | None:
+    """The slot a controller-made Job belongs to: annotation, else the name suffix."""
+    if job.scheduled is not None:
+        return job.scheduled
+    if job.name.startswith(job.owner_name + "-"):
+        m = _NAME_SUFFIX.search(job.name)
+        if m and len(job.name) == len(job.owner_name) + len(m.group(0)):
+            return int(m.group(1)) * 60.0
+    return None
+
+
+class SlotTracker:
+    """Resolves every CronJob slot once: ran or missed, and why."""
+
+    def __init__(
+        self,
+        health: Health,
+        *,
+        grace: float,
+        max_backfill: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._health = health
+        self._default_grace = grace
+        self._max_backfill = max_backfill
+        self._clock = clock
+        self._started = clock()
+        self.crons: dict[CronKey, CronSlots] = {}
+        self._early: dict[CronKey, list[Job]] = {}
+        """Jobs seen before their CronJob (the two LISTs are not ordered)."""
+        self._heap: list[tuple[float, int, CronKey]] = []
+        self._seq = 0
+        self._live = False
+        self._synced: set[str] = set()
+        self._changes: Publisher[CronSlots] = Publisher("cronjob slots", health)
+
+    def follow(self, jobs: ObjectCache[Job], cronjobs: ObjectCache[CronJob]) -> None:
+        """Subscribe to the Job and CronJob caches; decide slots once both are listed."""
+        cronjobs.subscribe(self.cronjob_changed)
+        jobs.subscribe(self.job_changed)
+        jobs.on_synced(lambda: self._listed("jobs"))
+        cronjobs.on_synced(lambda: self._listed("cronjobs"))
+
+    def subscribe(self, subscriber: Subscriber[CronSlots]) -> None:
+        """Call ``subscriber(old, new)`` when a CronJob's slot state changes.
+
+        A CronJob is first published only once both LISTs are complete: a scrape between the
+        CronJob and Job LISTs would otherwise show the missed counters at 0 and then at their
+        back-filled value, which Prometheus reads as a reset.
+        """
+        self._changes.subscribe(subscriber)
+
+    # -- events -----------------------------------------------------------------------------
+    def _listed(self, resource: str) -> None:
+        self._synced.add(resource)
+        if self._synced == {"jobs", "cronjobs"} and not self._live:
+            self._live = True
+            self._early.clear()  # Jobs whose CronJob is gone: no slot to credit
+            now = self._clock()
+            for key, state in self.crons.items():
+                self._backfill_cap(state, now)
+                self._resolve(key, state, now)
+                self._changes.notify(None, state)
+            missed = sum(sum(s.missed.values()) for s in self.crons.values())
+            logger.info(
+                "schedule tracking started: %d CronJobs, %d slots missed since their last schedule",
+                len(self.crons),
+                missed,
+            )
+
+    def cronjob_changed(self, old: CronJob | None, new: CronJob | None) -> None:
+        """Create, update (suspension, schedule change) or drop a CronJob's slot state."""
+        now = self._clock()
+        if new is None:
+            if old is not None:
+                state = self.crons.pop((old.namespace, old.name), None)
+                if state is not None:
+                    self._changes.notify(state, None)
+            return
+        key = (new.namespace, new.name)
+        state = self.crons.get(key)
+        if state is None:
+            cursor = max(t for t in (new.last_schedule, new.created, 0.0) if t is not None)
+            if not new.last_schedule and not new.created:
+                cursor = now
+            state = CronSlots(new, self._schedule(new), cursor, self._grace(new))
+            if new.suspended:  # before start-up, slots take the state at start-up
+                state.suspensions.append((float("-inf") if not self._live else now, None))
+            self.crons[key] = state
+            for job in self._early.pop(key, ()):
+                self._add_job(state, job, observe_lag=False)
+            if self._live:  # first seen after start-up (created now, or after a relist)
+                self._backfill_cap(state, now)
+        else:
+            if state.cj.suspended != new.suspended:
+                self._suspend(state, new.suspended, now)
+            if (state.cj.schedule, state.cj.timezone) != (new.schedule, new.timezone):
+                state.schedule = self._schedule(new)
+                state.cursor = max(state.cursor, now)  # a schedule change re-bases the cursor
+                state.pending = state.following = None
+                state.ran = {t for t in state.ran if t > state.cursor}
+            if state.cj.thresholds != new.thresholds:
+                state.grace = self._grace(new)
+            state.cj = new
+        if self._live:
+            self._resolve(key, state, now)
+            # not before: see subscribe()
+            self._changes.notify(None, state)
+
+    def job_changed(self, old: Job | None, new: Job | None) -> None:
+        """Record ran slots and run intervals of controller-made Jobs."""
+        job = new if new is not None else old
+        if job is None or job.owner_kind != "CronJob" or job.trigger != "schedule":
+            return
+        key = (job.namespace, job.owner_name)
+        state = self.crons.get(key)
+        if state is None:
+            if new is not None and old is None:
+                self._early.setdefault(key, []).append(new)
+            return
+        now = self._clock()
+        if old is None and new is not None:
+            self._add_job(state, new, observe_lag=self._live)
+        elif new is None or (new.finished and job.uid in state.runs):
+            created, _ = state.runs.get(job.uid, (job.created or now, None))
+            state.runs[job.uid] = (created, job.end or now)
+        if self._live:
+            self._resolve(key, state, now)
+
+    def _add_job(self, state: CronSlots, job: Job, observe_lag: bool) -> None:
+        slot = slot_of(job)
+        created = job.created if job.created is not None else self._clock()
+        state.runs[job.uid] = (created, job.end if job.finished else None)
+        if slot is None:
+            return
+        if slot > state.cursor:
+            state.ran.add(slot)
+        if observe_lag:
+            state.lag.observe(max(0.0, created - slot))
+            self._changes.notify(None, state)
+
+    def _suspend(self, state: CronSlots, suspended: bool, now: float) -> None:
+        if suspended:
+            state.suspensions.append((now, None))
+        elif state.suspensions and state.suspensions[-1][1] is None:
+            state.suspensions[-1] = (state.suspensions[-1][0], now)
+
+    # -- resolution ---------------------------------------------------------------------------
+    def _schedule(self, cj: CronJob) -> Schedule | None:
+        """The CronJob's schedule; an unusable one is reported once per change of it."""
+        if cj.parsed_schedule is None:
+            self._health.count(ErrorKind.BAD_SCHEDULE)
+            logger.warning(
+                "CronJob %s/%s: schedule %r (time zone %r) cannot be used: %s",
+                cj.namespace,
+                cj.name,
+                cj.schedule,
+                cj.timezone,
+                cj.schedule_error,
+            )
+        return cj.parsed_schedule
+
+    def _grace(self, cj: CronJob) -> float:
+        grace = cj.thresholds.get(MISSED_GRACE)
+        return self._default_grace if grace is None else grace
+
+    def _backfill_cap(self, state: CronSlots, now: float) -> None:
+        """Count at most the newest ``max_backfill`` slots missed before start-up.
+
+        The window grows back from now until it holds enough slots or reaches the cursor, so
+        a CronJob stuck for a year costs a few hundred slot computations, not half a million.
+        """
+        if state.schedule is None:
+            return
+        span = 3600.0
+        while True:
+            start = max(state.cursor, now - span)
+            window = state.schedule.slots(start, now)
+            if len(window) >= self._max_backfill or start == state.cursor:
+                break
+            span *= 4
+        if len(window) > self._max_backfill:
+            state.cursor = window[-self._max_backfill] - 1e-3
+            logger.debug(
+                "CronJob %s/%s: counting only the newest %d of the slots since its last schedule",
+                state.cj.namespace,
+                state.cj.name,
+                self._max_backfill,
+            )
+        state.pending = state.following = None
+
+    def _resolve(self, key: CronKey, state: CronSlots, now: float) -> None:
+        schedule = state.schedule
+        if schedule is None:
+            return
+        grace = state.grace
+        changed = False
+        while True:
+            if state.pending is None:
+                state.pending = schedule.next(state.cursor)
+                state.following = schedule.next(state.pending) if state.pending else None
+            t = state.pending
+            if t is None or t > now:
+                break
+            if t in state.ran:
+                state.ran.discard(t)
+                state.overdue_from = None
+            else:
+                deadline = state.cj.starting_deadline
+                gone = (state.following is not None and now >= state.following + grace) or (
+                    deadline is not None and now > t + deadline + grace
+                )
+                if not gone:
+                    break
+                reason = self._reason(state, t)
+                state.missed[reason] += 1
+                changed = True
+                if reason != "suspended" and state.overdue_from is None:
+                    state.overdue_from = t
+                logger.log(
+                    logging.INFO if t > self._started else logging.DEBUG,  # backfill: summary
+                    "CronJob %s/%s missed its slot %s (%s)",
+                    key[0],
+                    key[1],
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)),
+                    reason,
+                )
+            state.cursor = t
+            state.pending, state.following = state.following, None
+            if state.pending is not None:
+                state.following = schedule.next(state.pending)
+            self._prune(state)
+        self._schedule_check(key, state, grace)
+        if changed:
+            self._changes.notify(None, state)
+
+    def _reason(self, state: CronSlots, t: float) -> str:
+        if any(start <= t and (end is None or t < end) for start, end in state.suspensions):
+            return "suspended"
+        if state.cj.concurrency_policy == "Forbid" and any(
+            created <= t and (end is None or t < end) for created, end in state.runs.values()
+        ):
+            return "concurrency_forbid"
+        return "not_started"
+
+    def _prune(self, state: CronSlots) -> None:
+        cursor = state.cursor
+        state.ran = {t for t in state.ran if t > cursor}
+        state.runs = {u: r for u, r in state.runs.items() if r[1] is None or r[1] > cursor}
+        state.suspensions = [s for s in state.suspensions if s[1] is None or s[1] > cursor]
+
+    def _schedule_check(self, key: CronKey, state: CronSlots, grace: float) -> None:
+        """Put the time the pending slot can next be decided on the heap."""
+        t = state.pending
+        if t is None:
+            state.due = None
+            return
+        candidates = [state.following + grace] if state.following is not None else []
+        if state.cj.starting_deadline is not None:
+            candidates.append(t + state.cj.starting_deadline + grace + 1e-3)
+        due = min(candidates) if candidates else None
+        if due is not None and due != state.due:
+            state.due = due
+            self._seq += 1
+            heapq.heappush(self._heap, (due, self._seq, key))
+
+    def tick(self) -> int:
+        """Decide every slot whose time has come; return how many CronJobs were looked at."""
+        if not self._live:
+            return 0
+        now = self._clock()
+        looked = 0
+        while self._heap and self._heap[0][0] <= now:
+            due, _, key = heapq.heappop(self._heap)
+            state = self.crons.get(key)
+            if state is None or state.due != due:
+                continue  # deleted, or superseded by a newer entry
+            state.due = None
+            self._resolve(key, state, now)
+            looked += 1
+        return looked
+
+    def next_due(self) -> float | None:
+        """When :meth:`tick` has work next (for the loop that calls it)."""
+        return self._heap[0][0] if self._heap else None

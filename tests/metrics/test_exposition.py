@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import math
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.metrics.exposition import (
+    escape_label_value,
+    format_value,
+    header,
+    histogram_samples,
+    label_pairs,
+    render,
+)
+from exporter.track.histogram import Histogram
+
+
+def test_label_values_escape_quotes_backslashes_and_newlines() -> None:
+    hostile = 'a"b\\c\nd'
+    assert escape_label_value(hostile) == 'a\\"b\\\\c\\nd'
+    text = (
+        "# TYPE m gauge\n"
+        + render("m", label_pairs((("name", hostile),)), [("", (), 1.0)]).decode()
+    )
+    (family,) = text_string_to_metric_families(text)
+    assert family.samples[0].labels == {"name": hostile}  # round-trips through a real parser
+
+
+def test_values_are_formatted_as_prometheus_expects() -> None:
+    assert [format_value(v) for v in (3.0, 0.25, math.nan, math.inf, -math.inf, 1.7e9)] == [
+        "3",
+        "0.25",
+        "NaN",
+        "+Inf",
+        "-Inf",
+        "1700000000",
+    ]
+
+
+def test_no_labels_renders_a_bare_name() -> None:
+    assert render("m", "", [("", (), 2.0)]) == b"m 2\n"
+
+
+def observed(buckets: tuple[float, ...], values: list[float]) -> Histogram:
+    hist = Histogram(buckets)
+    for value in values:
+        hist.observe(value)
+    return hist
+
+
+def test_histogram_samples_are_cumulative_with_inf_sum_and_count() -> None:
+    text = (
+        "# TYPE h histogram\n"
+        + render(
+            "h",
+            label_pairs((("ns", "a"),)),
+            histogram_samples(observed((1.0, 5.0), [0.5, 1.0, 11.0]), (("result", "ok"),)),
+        ).decode()
+    )
+    (family,) = text_string_to_metric_families(text)
+    got = [(s.name, s.labels.get("le"), s.value) for s in family.samples]
+    assert got == [
+        ("h_bucket", "1.0", 2.0),
+        ("h_bucket", "5.0", 2.0),
+        ("h_bucket", "+Inf", 3.0),
+        ("h_sum", None, 12.5),
+        ("h_count", None, 3.0),
+    ]
+
+
+def test_counter_headers_differ_by_format() -> None:
+    assert header("x_total", "h", "counter").endswith(b"# TYPE x_total counter\n")
+    assert header("x_total", "h", "counter", openmetrics=True) == (
+        b"# HELP x h\n# TYPE x counter\n"
+    )

@@ -1,0 +1,210 @@
+"""Projection of raw objects: owner and trigger rules, terminal states, hostile input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.store.projecting import BadObject, project_cronjob, project_job, project_pod
+
+
+def meta(**kw: Any) -> dict[str, Any]:
+    return {"uid": "u", "name": "n", "namespace": "ns", **kw}
+
+
+CRON_REF = {"kind": "CronJob", "name": "nightly", "controller": True}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "family_label", "expected"),
+    [
+        (meta(ownerReferences=[CRON_REF]), None, ("CronJob", "nightly", "schedule")),
+        (
+            meta(ownerReferences=[{**CRON_REF, "controller": False}]),
+            None,
+            ("CronJob", "nightly", "manual"),
+        ),
+        (
+            meta(
+                ownerReferences=[{"kind": "CronJob", "name": "nightly"}],
+                annotations={"cronjob.kubernetes.io/instantiate": "manual"},
+            ),
+            None,
+            ("CronJob", "nightly", "manual"),
+        ),
+        (
+            meta(
+                ownerReferences=[CRON_REF],
+                annotations={"cronjob.kubernetes.io/instantiate": "manual"},
+            ),
+            None,
+            ("CronJob", "nightly", "manual"),
+        ),
+        (
+            meta(
+                ownerReferences=[{"kind": "Workflow", "name": "wf", "controller": True}],
+                generateName="report-",
+            ),
+            None,
+            ("Job", "report", "direct"),
+        ),
+        (meta(labels={"app": "etl"}), "app", ("Job", "etl", "direct")),
+        (meta(labels={"other": "x"}), "app", ("Job", "n", "direct")),
+        (meta(generateName="-"), None, ("Job", "n", "direct")),
+    ],
+)
+def test_owner_and_trigger(
+    metadata: dict[str, Any], family_label: str | None, expected: tuple[str, str, str]
+) -> None:
+    job = project_job({"metadata": metadata}, family_label)
+    assert (job.owner_kind, job.owner_name, job.trigger) == expected
+
+
+def test_interim_conditions_are_not_terminal() -> None:
+    job = project_job(
+        {
+            "metadata": meta(),
+            "status": {
+                "ready": 0,
+                "conditions": [
+                    {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"}
+                ],
+            },
+        }
+    )
+    assert job.outcome == "" and not job.finished
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_terminal_condition_found_in_any_order(order: int) -> None:
+    conditions = [
+        {
+            "type": "FailureTarget",
+            "status": "True",
+            "reason": "DeadlineExceeded",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        },
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "DeadlineExceeded",
+            "lastTransitionTime": "2026-01-01T00:00:05Z",
+        },
+    ][::order]
+    job = project_job({"metadata": meta(), "status": {"conditions": conditions}})
+    assert (job.outcome, job.reason, job.end) == ("failed", "DeadlineExceeded", 1767225605.0)
+    assert job.completed is None  # failed Jobs have no completionTime
+
+
+def test_old_clusters_complete_without_reason() -> None:
+    job = project_job(
+        {
+            "metadata": meta(),
+            "status": {
+                "completionTime": "2026-01-01T00:01:00Z",
+                "conditions": [{"type": "Complete", "status": "True"}],
+            },
+        }
+    )
+    assert (job.state, job.reason, job.end) == ("succeeded", "", 1767225660.0)
+
+
+def test_suspended_and_pending_states() -> None:
+    assert project_job({"metadata": meta(), "spec": {"suspend": True}}).state == "suspended"
+    assert project_job({"metadata": meta(), "status": {"active": 1, "ready": 0}}).state == "pending"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"metadata": meta(), "spec": None, "status": "garbage"},
+        {
+            "metadata": meta(ownerReferences="nope", annotations=[1, 2]),
+            "status": {
+                "conditions": [None, "x", {"type": "Complete"}],
+                "active": "3",
+                "ready": True,
+                "startTime": "not a time",
+            },
+        },
+    ],
+)
+def test_mistyped_fields_degrade_to_absent(raw: dict[str, Any]) -> None:
+    job = project_job(raw)
+    assert (job.active, job.ready, job.started, job.outcome) == (0, None, None, "")
+
+
+def test_object_without_uid_is_rejected() -> None:
+    with pytest.raises(BadObject):
+        project_job({"metadata": {"name": "x"}})
+    with pytest.raises(BadObject):
+        project_cronjob({})
+
+
+def pod(phase: str, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": meta(ownerReferences=[{"kind": "Job", "uid": "job-uid", "controller": True}]),
+        "status": {"phase": phase, **status},
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (
+            {
+                "containerStatuses": [
+                    {"state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
+                ]
+            },
+            "OOMKilled",
+        ),
+        (
+            {
+                "reason": "Evicted",
+                "containerStatuses": [{"state": {"terminated": {"exitCode": 0}}}],
+            },
+            "Evicted",
+        ),
+        (
+            {
+                "conditions": [
+                    {
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "reason": "PreemptionByScheduler",
+                    }
+                ]
+            },
+            "PreemptionByScheduler",
+        ),
+        ({}, "Unknown"),
+    ],
+)
+def test_pod_failure_reason_order(status: dict[str, Any], reason: str) -> None:
+    assert project_pod(pod("Failed", **status)).failure_reason == reason
+
+
+def test_pod_start_and_restarts() -> None:
+    record = project_pod(
+        pod(
+            "Running",
+            containerStatuses=[
+                {
+                    "restartCount": 2,
+                    "state": {"running": {"startedAt": "2026-01-01T00:02:00Z"}},
+                    "lastState": {
+                        "terminated": {"startedAt": "2026-01-01T00:01:00Z", "exitCode": 1}
+                    },
+                },
+                {"restartCount": 1, "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+            ],
+        )
+    )
+    assert (record.job_uid, record.restarts, record.first_start, record.failure_reason) == (
+        "job-uid",
+        3,
+        1767225660.0,
+        "",
+    )

@@ -1,0 +1,415 @@
+"""Run history: each counting rule driven by recorded event sequences through real caches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.health.state import ErrorKind
+from exporter.metrics import runs
+from tests.world import T0, Series, World, relist, ts
+
+OWNER = ("namespace", "owner_kind", "owner_name")
+
+
+def world(**settings: Any) -> World:
+    """An exporter an hour after T0, with small duration buckets."""
+    settings.setdefault("duration_buckets", (10.0, 60.0, 600.0))
+    return World(now=3600, **settings)
+
+
+def history(w: World) -> Series:
+    return w.series(runs.HISTORY, identity=OWNER)
+
+
+def value(w: World, name: str, **labels: str) -> float | None:
+    return history(w).get((name, tuple(sorted(labels.items()))))
+
+
+def job(
+    name: str = "backup-1",
+    uid: str = "j1",
+    owner: str | None = "backup",
+    manual: bool = False,
+    **status: Any,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": uid, "creationTimestamp": ts(0)}
+    if owner:
+        meta["ownerReferences"] = [{"kind": "CronJob", "name": owner, "controller": not manual}]
+    if manual:
+        meta["annotations"] = {"cronjob.kubernetes.io/instantiate": "manual"}
+    return {"metadata": meta, "spec": {}, "status": status}
+
+
+def running(**kw: Any) -> dict[str, Any]:
+    return job(startTime=ts(10), active=1, **kw)
+
+
+def complete(end: float = 70, reason: str = "CompletionsReached", **kw: Any) -> dict[str, Any]:
+    return job(
+        startTime=ts(10),
+        succeeded=1,
+        completionTime=ts(end),
+        conditions=[
+            {
+                "type": "SuccessCriteriaMet",
+                "status": "True",
+                "reason": reason,
+                "lastTransitionTime": ts(end),
+            },
+            {"type": "Complete", "status": "True", "reason": reason, "lastTransitionTime": ts(end)},
+        ],
+        **kw,
+    )
+
+
+def failed(end: float = 130, reason: str = "BackoffLimitExceeded", **kw: Any) -> dict[str, Any]:
+    return job(
+        startTime=ts(10),
+        failed=2,
+        conditions=[
+            {"type": "Failed", "status": "True", "reason": reason, "lastTransitionTime": ts(end)},
+            {
+                "type": "FailureTarget",
+                "status": "True",
+                "reason": reason,
+                "lastTransitionTime": ts(end - 1),
+            },
+        ],
+        **kw,
+    )
+
+
+def pod(
+    uid: str = "p1",
+    job_uid: str = "j1",
+    phase: str = "Running",
+    restarts: int = 0,
+    started: float | None = 5,
+    reason: str = "",
+) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    if started is not None:
+        key = "terminated" if phase in ("Failed", "Succeeded") else "running"
+        state = {
+            key: {
+                "startedAt": ts(started),
+                "reason": reason,
+                "exitCode": 1 if phase == "Failed" else 0,
+            }
+        }
+    return {
+        "metadata": {
+            "name": uid,
+            "namespace": "ns",
+            "uid": uid,
+            "ownerReferences": [{"kind": "Job", "uid": job_uid, "controller": True}],
+        },
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"name": "c", "restartCount": restarts, "state": state}],
+        },
+    }
+
+
+RUN_OK = (
+    "kube_batch_runs_total",
+    (("reason", "CompletionsReached"), ("result", "succeeded"), ("trigger", "schedule")),
+)
+
+
+def test_a_run_is_counted_once_when_it_completes() -> None:
+    w = world()
+    w.start()
+    w.jobs.upsert(running())
+    assert history(w).get(RUN_OK) is None
+    w.jobs.upsert(complete())
+    w.jobs.upsert(complete())  # duplicate MODIFIED
+    relist(w.jobs, [complete()])  # relist after a 410
+    w.jobs.delete(complete())  # history limit removes it
+    m = history(w)
+    assert m[RUN_OK] == 1
+    assert m[("kube_batch_run_duration_seconds_count", (("result", "succeeded"),))] == 1
+    assert m[("kube_batch_run_duration_seconds_sum", (("result", "succeeded"),))] == 60
+    assert (
+        m[("kube_batch_run_duration_seconds_bucket", (("le", "60.0"), ("result", "succeeded")))]
+        == 1
+    )
+    assert m[("kube_batch_last_run_success", ())] == 1
+    assert m[("kube_batch_last_run_timestamp_seconds", ())] == T0 + 70
+    assert m[("kube_batch_last_run_duration_seconds", ())] == 60
+    assert m[("kube_batch_consecutive_failures", ())] == 0
+
+
+def test_interim_condition_alone_is_not_a_finished_run() -> None:
+    w = world()
+    w.start()
+    body = running()
+    body["status"]["conditions"] = [
+        {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"}
+    ]
+    w.jobs.upsert(body)
+    assert history(w).get(RUN_OK) is None
+    w.jobs.upsert(complete())
+    assert history(w).get(RUN_OK) == 1
+
+
+def test_failed_run_ends_at_the_failed_condition_and_counts_failures_in_a_row() -> None:
+    w = world()
+    w.start()
+    for i, end in enumerate((130, 190)):
+        w.jobs.upsert(running(uid=f"f{i}", name=f"b-{i}"))
+        w.jobs.upsert(failed(end=end, uid=f"f{i}", name=f"b-{i}"))
+    m = history(w)
+    assert (
+        m[
+            (
+                "kube_batch_runs_total",
+                (("reason", "BackoffLimitExceeded"), ("result", "failed"), ("trigger", "schedule")),
+            )
+        ]
+        == 2
+    )
+    assert m[("kube_batch_run_duration_seconds_sum", (("result", "failed"),))] == 120 + 180
+    assert m[("kube_batch_consecutive_failures", ())] == 2
+    assert m[("kube_batch_last_run_success", ())] == 0
+    w.jobs.upsert(running(uid="ok", name="b-ok"))
+    w.jobs.upsert(complete(end=300, uid="ok", name="b-ok"))
+    assert value(w, "kube_batch_consecutive_failures") == 0
+    assert value(w, "kube_batch_last_success_timestamp_seconds") == T0 + 300
+
+
+def test_jobs_finished_before_start_up_feed_last_gauges_only() -> None:
+    w = world()
+    # listed in an arbitrary order; by end time: fail(100), success(200), fail(300)
+    w.start(
+        jobs=[
+            failed(end=300, uid="c", name="c"),
+            complete(end=200, uid="b", name="b"),
+            failed(end=100, uid="a", name="a"),
+        ]
+    )
+    m = history(w)
+    assert not [
+        k for k in m if k[0] in ("kube_batch_runs_total", "kube_batch_run_duration_seconds_count")
+    ]
+    assert m[("kube_batch_last_run_timestamp_seconds", ())] == T0 + 300
+    assert m[("kube_batch_last_run_success", ())] == 0
+    assert m[("kube_batch_last_success_timestamp_seconds", ())] == T0 + 200
+    assert m[("kube_batch_consecutive_failures", ())] == 1
+
+
+def test_restart_does_not_count_again() -> None:
+    first = world()
+    first.start(jobs=[running()])
+    first.jobs.upsert(complete())
+    assert history(first).get(RUN_OK) == 1
+    second = world()  # the exporter restarted: the Job is still stored, already finished
+    second.start(jobs=[complete()])
+    assert history(second).get(RUN_OK) is None
+    assert value(second, "kube_batch_last_run_success") == 1
+
+
+def test_a_job_that_finished_and_vanished_within_one_event_is_counted() -> None:
+    w = world()
+    w.start()
+    w.jobs.upsert(running())
+    w.jobs.delete(complete())  # TTL 0: only the DELETED event shows the final state
+    assert history(w).get(RUN_OK) == 1
+    assert (
+        value(
+            w,
+            "kube_batch_runs_total",
+            reason="DeletedWhileActive",
+            result="deleted",
+            trigger="schedule",
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason"), [("Replace", "Replaced"), ("Allow", "DeletedWhileActive")]
+)
+def test_deleted_while_active(policy: str, reason: str) -> None:
+    w = world()
+    w.start(
+        cronjobs=[
+            {
+                "metadata": {"name": "backup", "namespace": "ns", "uid": "cj"},
+                "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy},
+            }
+        ]
+    )
+    w.jobs.upsert(running())
+    w.now = T0 + 40
+    relist(w.jobs, [])  # deleted while our watch was broken: the relist diff reports it
+    m = history(w)
+    assert (
+        m[
+            (
+                "kube_batch_runs_total",
+                (("reason", reason), ("result", "deleted"), ("trigger", "schedule")),
+            )
+        ]
+        == 1
+    )
+    assert m[("kube_batch_run_duration_seconds_sum", (("result", "deleted"),))] == 30
+    assert m[("kube_batch_consecutive_failures", ())] == 0
+
+
+def test_manual_runs_count_for_the_cronjob_and_its_last_success() -> None:
+    w = world()
+    w.start(
+        cronjobs=[
+            {
+                "metadata": {"name": "backup", "namespace": "ns", "uid": "cj"},
+                "spec": {"schedule": "@daily"},
+                "status": {"lastSuccessfulTime": ts(5)},
+            }
+        ]
+    )
+    w.jobs.upsert(running(name="backup-manual-x", manual=True))
+    w.jobs.upsert(complete(end=500, name="backup-manual-x", manual=True))
+    assert (
+        value(
+            w,
+            "kube_batch_runs_total",
+            reason="CompletionsReached",
+            result="succeeded",
+            trigger="manual",
+        )
+        == 1
+    )
+    assert w.series(runs.CRONJOB_SUCCESS) == {
+        (
+            "kube_batch_cronjob_last_success_timestamp_seconds",
+            (("cronjob", "backup"), ("namespace", "ns")),
+        ): 1767226100
+    }
+
+
+def test_pod_failures_restarts_and_retries() -> None:
+    w = world()
+    w.start(jobs=[running()], pods=[pod("old", phase="Failed", reason="Error")])
+    assert value(w, "kube_batch_pod_failures_total", reason="Error") is None  # before start-up
+    for uid in ("p1", "p2"):
+        w.pods.upsert(pod(uid))
+        w.pods.upsert(pod(uid, phase="Failed", reason="OOMKilled"))
+        w.pods.upsert(pod(uid, phase="Failed", reason="OOMKilled"))  # duplicate
+    w.pods.upsert(pod("p3", restarts=2))
+    w.pods.upsert(pod("p3", restarts=3))
+    w.pods.delete(pod("p3", restarts=3))
+    assert value(w, "kube_batch_pod_failures_total", reason="OOMKilled") == 2
+    assert value(w, "kube_batch_container_restarts_total") == 3
+    w.jobs.upsert(complete())  # status.failed=0 here, so retries are the restarts
+    assert value(w, "kube_batch_run_retries_sum") == 3
+    assert value(w, "kube_batch_run_retries_bucket", le="3.0") == 1
+
+
+def test_start_delay_is_observed_once_per_run_even_out_of_order() -> None:
+    w = world()
+    w.start()
+    w.pods.upsert(pod("p1", started=None))
+    w.pods.upsert(pod("p1", started=7))  # arrives before its Job: parked
+    assert value(w, "kube_batch_run_start_delay_seconds_count") is None
+    w.jobs.upsert(running())
+    w.pods.upsert(pod("p2", started=50))  # a later pod of the same run
+    assert value(w, "kube_batch_run_start_delay_seconds_count") == 1
+    assert value(w, "kube_batch_run_start_delay_seconds_sum") == 7
+
+
+def test_owner_cap_and_forgetting() -> None:
+    w = world(max_owners=1, forget_owners_after=600)
+    w.start()
+    w.jobs.upsert(running(uid="a", name="a", owner="first"))
+    w.jobs.upsert(running(uid="b", name="b", owner="second"))
+    w.jobs.upsert(running(uid="c", name="c", owner="second"))
+    assert w.health.owners_dropped == 1
+    assert list(w.runs.histories) == [("ns", "CronJob", "first")]
+    w.jobs.delete(running(uid="a", name="a", owner="first"))
+    assert w.runs.forget_idle() == 0  # idle from now on
+    w.now += 599
+    assert w.runs.forget_idle() == 0
+    w.now += 1
+    assert w.runs.forget_idle() == 1
+    assert history(w) == {}
+
+
+def test_thresholds_from_annotations_and_one_warning_per_bad_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = world()
+    cronjob = {
+        "metadata": {
+            "name": "backup",
+            "namespace": "ns",
+            "uid": "cj",
+            "annotations": {
+                "kube-batch-exporter/max-duration": "45m",
+                "kube-batch-exporter/max-consecutive-failures": "three",
+                "kube-batch-exporter/alerts": "off",
+                "unrelated/secret": "hunter2",
+            },
+        },
+        "spec": {"schedule": "@daily"},
+    }
+    w.start(cronjobs=[cronjob])
+    w.cronjobs.upsert({**cronjob, "status": {"active": [{}]}})  # unrelated change
+    m = history(w)
+    assert m[("kube_batch_alert_threshold", (("threshold", "max_duration_seconds"),))] == 2700
+    assert m[("kube_batch_alert_threshold", (("threshold", "alerts_off"),))] == 1
+    assert ("kube_batch_alert_threshold", (("threshold", "max_consecutive_failures"),)) not in m
+    assert w.health.errors[ErrorKind.BAD_ANNOTATION] == 1
+    assert len([r for r in caplog.records if "max-consecutive-failures" in r.getMessage()]) == 1
+    assert "hunter2" not in caplog.text and "three" not in str(m)
+
+
+def test_counters_render_openmetrics_headers() -> None:
+    w = world()
+    w.start()
+    w.jobs.upsert(running())
+    w.jobs.upsert(complete())
+    text = w.exporter.exposition.scrape(openmetrics=True).decode()
+    assert "# TYPE kube_batch_runs counter" in text
+    assert "# TYPE kube_batch_run_duration_seconds histogram" in text
+
+
+def test_duration_excludes_time_suspended_before_the_resume() -> None:
+    w = world()
+    w.start()
+    w.jobs.upsert(running())  # started at +10
+    suspended = running()
+    suspended["spec"]["suspend"] = True
+    w.jobs.upsert(suspended)
+    resumed = job(startTime=ts(40), active=1)  # Kubernetes resets startTime on resume
+    w.jobs.upsert(resumed)
+    w.jobs.upsert(
+        complete(end=70) | {"status": {**complete(end=70)["status"], "startTime": ts(40)}}
+    )
+    assert value(w, "kube_batch_run_duration_seconds_sum", result="succeeded") == 30
+
+
+def test_jobs_managed_by_another_controller_are_still_counted() -> None:
+    w = world()
+    w.start()
+    body = running(owner=None, name="mk-1")
+    body["metadata"]["generateName"] = "mk-"
+    body["spec"]["managedBy"] = "kueue.x-k8s.io/multikueue"
+    w.jobs.upsert(body)
+    done = complete(owner=None, name="mk-1")
+    done["metadata"]["generateName"] = "mk-"
+    done["spec"]["managedBy"] = "kueue.x-k8s.io/multikueue"
+    w.jobs.upsert(done)
+    assert (
+        value(
+            w,
+            "kube_batch_runs_total",
+            reason="CompletionsReached",
+            result="succeeded",
+            trigger="direct",
+        )
+        == 1
+    )
+    assert list(w.runs.histories) == [("ns", "Job", "mk")]

@@ -1,0 +1,237 @@
+"""Slot resolution (contract §4): ran, missed and why, overdue, backfill, exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.health.state import ErrorKind
+from exporter.metrics import slots
+from tests.world import T0, Series, World, ts
+
+CRONJOB = ("namespace", "cronjob")
+
+
+def metrics(w: World) -> Series:
+    return w.series(slots.SLOTS, identity=CRONJOB)
+
+
+def missed(w: World) -> dict[str, float]:
+    return {
+        dict(labels)["reason"]: v
+        for (name, labels), v in metrics(w).items()
+        if name == "kube_batch_cronjob_missed_schedules_total"
+    }
+
+
+def overdue(w: World) -> float:
+    return metrics(w)[("kube_batch_cronjob_overdue_seconds", ())]
+
+
+def cronjob(
+    schedule: str = "*/5 * * * *", created: float = 0, last: float | None = None, **spec: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {
+            "uid": "cj",
+            "name": "backup",
+            "namespace": "ns",
+            "creationTimestamp": ts(created),
+        },
+        "spec": {"schedule": schedule, **spec},
+        "status": {},
+    }
+    if last is not None:
+        body["status"]["lastScheduleTime"] = ts(last)
+    return body
+
+
+def job(
+    slot: float,
+    created: float | None = None,
+    annotate: bool = True,
+    manual: bool = False,
+    done: float | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "uid": f"job-{slot}",
+        "name": f"backup-{int((T0 + slot) // 60)}",
+        "namespace": "ns",
+        "creationTimestamp": ts(slot + 1 if created is None else created),
+        "ownerReferences": [{"kind": "CronJob", "name": "backup", "controller": not manual}],
+    }
+    if annotate:
+        meta["annotations"] = {"batch.kubernetes.io/cronjob-scheduled-timestamp": ts(slot)}
+    status: dict[str, Any] = {"active": 1}
+    if done is not None:
+        status = {
+            "completionTime": ts(done),
+            "conditions": [{"type": "Complete", "status": "True"}],
+        }
+    return {"metadata": meta, "status": status}
+
+
+NONE = {"not_started": 0.0, "concurrency_forbid": 0.0, "suspended": 0.0}
+
+
+def test_a_slot_with_a_job_ran_and_its_lag_is_observed() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.at(302).jobs.upsert(job(300, created=302))
+    assert overdue(w.at(659)) == 0
+    w.at(959)
+    assert missed(w) == NONE  # slot 600 can still run until 900 + grace
+    assert overdue(w) == 959 - 600  # but it is past its grace with no Job
+    m = metrics(w)
+    assert m[("kube_batch_cronjob_schedule_lag_seconds_count", ())] == 1
+    assert m[("kube_batch_cronjob_schedule_lag_seconds_sum", ())] == 2
+
+
+def test_slots_without_jobs_are_missed_once_the_next_slot_is_due() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.at(659)  # slot 300: its successor (600) is due only at 600 + grace
+    assert missed(w) == NONE
+    assert overdue(w) == 659 - 300  # past its grace with no Job
+    w.at(660)
+    assert missed(w)["not_started"] == 1
+    w.at(960)
+    w.at(960)  # ticking again decides nothing twice
+    assert missed(w)["not_started"] == 2
+    assert overdue(w) == 960 - 300
+    w.jobs.upsert(job(900))  # the controller is back and runs the newest slot
+    assert overdue(w) == 0
+    w.at(1260)
+    assert missed(w)["not_started"] == 2
+
+
+def test_forbid_skips_while_a_run_is_active() -> None:
+    w = World()
+    w.start([cronjob(concurrencyPolicy="Forbid")])
+    w.at(301).jobs.upsert(job(300))  # runs past the next slots
+    w.at(860).jobs.upsert(job(300, done=850))
+    w.at(960)
+    assert missed(w) == {**NONE, "concurrency_forbid": 1}  # slot 600
+    w.at(1260)  # slot 900: the run had ended at 850
+    assert missed(w) == {**NONE, "concurrency_forbid": 1, "not_started": 1}
+
+
+def test_suspended_slots_are_counted_apart_and_not_overdue() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.at(310).cronjobs.upsert(cronjob(suspend=True))
+    assert overdue(w) == 0
+    w.at(1000).cronjobs.upsert(cronjob(suspend=False))  # slots 600 and 900 were suspended
+    w.at(1260)
+    assert missed(w) == {**NONE, "not_started": 1, "suspended": 2}
+    assert overdue(w) == 1260 - 300  # slot 300 was missed before the suspension
+
+
+def test_suspended_at_start_up_covers_earlier_slots() -> None:
+    w = World(now=1000)
+    w.start([cronjob(suspend=True)])
+    w.at(1000)
+    assert missed(w) == {**NONE, "suspended": 2}  # 300 and 600 decided, 900 pending
+
+
+def test_starting_deadline_misses_even_the_newest_slot() -> None:
+    w = World()
+    w.start([cronjob(startingDeadlineSeconds=10)])
+    w.at(370)
+    assert missed(w) == NONE
+    w.at(371)
+    assert missed(w)["not_started"] == 1
+
+
+def test_backfill_after_start_up_is_capped() -> None:
+    w = World(now=60 * 1000, max_missed_backfill=5)
+    w.start([cronjob("* * * * *", last=0)])
+    w.at(60 * 1000)
+    assert missed(w)["not_started"] == 3  # the two newest cannot be decided yet
+    w.at(60 * 1000 + 120)
+    assert missed(w)["not_started"] == 5
+
+
+def test_nothing_is_exposed_before_both_lists_completed() -> None:
+    w = World(now=1000)
+    relist = w.cronjobs.relist(None)
+    relist.add(cronjob())
+    relist.commit()
+    assert metrics(w) == {}  # a restart must not show 0 before the back-fill
+    w.jobs.relist(None).commit()
+    assert missed(w)["not_started"] == 2
+
+
+def test_jobs_existing_at_start_up_count_as_ran_without_lag() -> None:
+    w = World(now=1000)
+    w.start([cronjob(last=300)], jobs=[job(600, annotate=False)])  # name suffix fallback
+    w.at(1000)
+    m = metrics(w)
+    assert missed(w) == NONE
+    assert ("kube_batch_cronjob_schedule_lag_seconds_count", ()) not in m
+
+
+def test_manual_runs_do_not_fill_a_slot() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.jobs.upsert(job(300, manual=True))
+    w.at(660)
+    assert missed(w)["not_started"] == 1
+
+
+def test_a_schedule_change_rebases_the_cursor() -> None:
+    w = World()
+    w.start([cronjob("0 * * * *")])
+    w.at(1800).cronjobs.upsert(cronjob("*/5 * * * *"))
+    w.at(2460)  # slot 2100 (new schedule) is decided; nothing before the change counts
+    assert missed(w)["not_started"] == 1
+
+
+def test_deleted_job_keeps_its_slot_ran() -> None:
+    w = World()
+    w.start([cronjob()])
+    w.jobs.upsert(job(300, done=310))
+    w.jobs.delete(job(300, done=310))  # history limit or TTL, before the slot is decided
+    w.at(660)
+    assert missed(w) == NONE
+
+
+def test_only_due_cronjobs_are_looked_at() -> None:
+    w = World()
+    w.start(
+        [
+            {
+                **cronjob(),
+                "metadata": {
+                    "uid": f"c{i}",
+                    "name": f"cj{i}",
+                    "namespace": "ns",
+                    "creationTimestamp": ts(0),
+                },
+                "spec": {"schedule": "*/5 * * * *" if i < 10 else "@daily"},
+            }
+            for i in range(100)
+        ]
+    )
+    w.now = T0 + 660
+    assert w.slots.tick() == 10
+
+
+def test_an_unusable_schedule_is_reported_once_per_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = World()
+    w.start([cronjob("0 0 L * *")])
+    w.cronjobs.upsert(cronjob("0 0 L * *", suspend=True))  # unrelated change: no new warning
+    assert w.health.errors == {ErrorKind.BAD_SCHEDULE: 1}
+    w.cronjobs.upsert(cronjob("0 9 * * *", timeZone="Mars/Base"))
+    assert w.health.errors == {ErrorKind.BAD_SCHEDULE: 2}
+    warnings = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
+    assert warnings == [
+        "CronJob ns/backup: schedule '0 0 L * *' (time zone '') cannot be used: "
+        "failed to parse int from 'L'",
+        "CronJob ns/backup: schedule '0 9 * * *' (time zone 'Mars/Base') cannot be used: "
+        "unknown time zone 'Mars/Base'",
+    ]
+    assert missed(w.at(3600)) == NONE  # an unusable schedule has no slot to miss

@@ -1,0 +1,78 @@
+"""The exporter as production wires it, fed the way its watchers feed it, on a test's clock.
+
+Tests of the trackers and their families drive this instead of re-wiring parts by hand: the
+caches, owner index, trackers and renderers are those of :func:`exporter.app.wiring.build`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.app.settings import Settings
+from exporter.app.wiring import build
+from exporter.metrics.exposition import Group
+from exporter.store.caching import ObjectCache
+
+T0 = 1767225600.0  # 2026-01-01T00:00:00Z, a multiple of every schedule the tests use
+Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def ts(seconds: float) -> str:
+    """RFC 3339 for T0 + seconds, as the API server writes it."""
+    return datetime.fromtimestamp(T0 + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class World:
+    """One exporter, its clock at ``T0 + now``; ``settings`` are fields of Settings."""
+
+    def __init__(self, now: float = 0.0, **settings: Any) -> None:
+        self.now = T0 + now
+        self.exporter = build(Settings(**settings), clock=lambda: self.now)
+        self.health = self.exporter.health
+        self.jobs = self.exporter.jobs
+        self.pods = self.exporter.pods
+        self.cronjobs = self.exporter.cronjobs
+        self.runs = self.exporter.runs
+        self.slots = self.exporter.slots
+
+    def start(
+        self,
+        cronjobs: Sequence[dict[str, Any]] = (),
+        jobs: Sequence[dict[str, Any]] = (),
+        pods: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """The first full LISTs of the three resources."""
+        relist(self.cronjobs, cronjobs)
+        relist(self.jobs, jobs)
+        relist(self.pods, pods)
+
+    def at(self, seconds: float) -> World:
+        """Move the clock to T0 + seconds and let the trackers decide what fell due."""
+        self.now = T0 + seconds
+        self.slots.tick()
+        return self
+
+    def series(self, *groups: Group[Any], identity: Iterable[str] = ()) -> Series:
+        """The samples of ``groups`` by (name, labels other than ``identity``)."""
+        names = {f.name for group in groups for f in group.all}
+        hidden = set(identity)
+        text = self.exporter.exposition.scrape(openmetrics=False).decode()
+        return {
+            (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k not in hidden))): s.value
+            for family in text_string_to_metric_families(text)
+            if family.name in names or family.name + "_total" in names
+            for s in family.samples
+        }
+
+
+def relist(cache: ObjectCache[Any], items: Iterable[dict[str, Any]]) -> None:
+    """A complete LIST of ``items`` (copied: projection must not depend on the dicts)."""
+    listing = cache.relist(None)
+    for item in items:
+        listing.add(copy.deepcopy(item))
+    listing.commit()
