@@ -55,6 +55,7 @@ class World:
         """Move the clock to T0 + seconds and let the trackers decide what fell due."""
         self.now = T0 + seconds
         self.slots.tick()
+        self.runs.tick()
         return self
 
     def series(self, *groups: Group[Any], identity: Iterable[str] = ()) -> Series:

@@ -117,6 +117,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
         ]
         loops += [
             ("slot tracking", lambda: _tick(exporter.slots)),
+            ("run tracking", lambda: _tick(exporter.runs)),
             ("owner forgetting", lambda: _forget_idle_owners(exporter.runs)),
         ]
         tasks = [asyncio.create_task(_supervise(name, run, health)) for name, run in loops]

@@ -8,6 +8,10 @@ history (a CronJob, or a family of direct Jobs), which outlives the Jobs themsel
   finished Jobs change nothing. Jobs already finished when the exporter starts (the first full
   LIST) feed the ``last_*`` gauges only, replayed in end-time order, so a restart never looks
   like a burst of runs.
+* A run deleted unfinished is ``Replaced`` only when the CronJob controller did it: under
+  ``concurrencyPolicy: Replace`` it deletes the active Job right before it creates the next
+  slot's Job. So such a deletion is held for :data:`REPLACE_WINDOW_SECONDS`: the replacement's
+  arrival makes it ``Replaced``, anything else ``DeletedWhileActive``.
 * A pod attempt is counted when its Pod is seen entering phase ``Failed``; in-place restarts
   (``restartPolicy: OnFailure``) from restartCount increases. Pods that existed at start-up only
   set the baseline.
@@ -24,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from exporter.health.state import ErrorKind, Health
 from exporter.store.caching import ObjectCache, Publisher, Subscriber
@@ -39,9 +44,21 @@ RETRY_BUCKETS: tuple[float, ...] = (0, 1, 2, 3, 5, 10, 20, 50)
 MAX_PARKED_PODS = 10000
 """Pod changes kept while their Job has not arrived yet (the two watches are not ordered);
 beyond it they are dropped and counted, which bounds memory if Jobs never arrive."""
+REPLACE_WINDOW_SECONDS = 10.0
+"""How long after an unfinished Job of a Replace CronJob is deleted its replacement may arrive
+for the deletion to count as ``Replaced`` (the controller creates it a moment later)."""
 
 CronKey = tuple[str, str]
 """(namespace, cronjob name)."""
+
+
+class _Deleted(NamedTuple):
+    """An unfinished run of a Replace CronJob, deleted, waiting to learn who deleted it."""
+
+    job: Job
+    end: float
+    seen: float
+    """When the deletion was seen (the replacement must follow within the window)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -161,6 +178,8 @@ class RunTracker:
         """Pod changes whose Job has not arrived yet, by Job UID."""
         self._parked_before: set[str] = set()
         self._dropped: set[OwnerKey] = set()
+        self._replacing: dict[CronKey, list[_Deleted]] = {}
+        """Deleted unfinished runs of Replace CronJobs, not yet decided, by CronJob."""
 
     def follow(
         self, jobs: ObjectCache[Job], pods: ObjectCache[Pod], cronjobs: ObjectCache[CronJob]
@@ -270,6 +289,8 @@ class RunTracker:
         if old is None:
             for pod_old, pod_new in self._parked.pop(new.uid, ()):
                 self.pod_changed(pod_old, pod_new)
+            if new.trigger == "schedule":
+                self._replaced_by(new)
         if new.owner_kind == "Job" and h is not None:
             self._set_thresholds(h, new.thresholds, f"Job {new.namespace}/{new.name}")
         if new.finished and (old is None or not old.finished):
@@ -279,18 +300,53 @@ class RunTracker:
                 self._startup_finished.append(new)
 
     def _job_deleted(self, old: Job) -> None:
+        held = False
         if not old.finished and self._jobs_live:
+            end = old.deleted_at or self._clock()
             cronjob = self._cronjobs.get((old.namespace, old.owner_name))
-            replaced = (
+            if (
                 old.owner_kind == "CronJob"
+                and old.trigger == "schedule"
                 and cronjob is not None
                 and cronjob.concurrency_policy == "Replace"
-            )
-            end = old.deleted_at or self._clock()
-            self._finish(old, "deleted", "Replaced" if replaced else "DeletedWhileActive", end)
-        self._restarts.pop(old.uid, None)
+            ):
+                key = (old.namespace, old.owner_name)
+                self._replacing.setdefault(key, []).append(_Deleted(old, end, self._clock()))
+                held = True  # its restarts are counted when it is decided
+            else:
+                self._finish(old, "deleted", "DeletedWhileActive", end)
+        if not held:
+            self._restarts.pop(old.uid, None)
         self._delay_seen.discard(old.uid)
         self._parked.pop(old.uid, None)
+
+    def _replaced_by(self, new: Job) -> None:
+        """A new scheduled Job: the runs its CronJob just deleted unfinished were replaced."""
+        since = self._clock() - REPLACE_WINDOW_SECONDS
+        self._decide((new.namespace, new.owner_name), "Replaced", lambda d: d.seen >= since)
+
+    def tick(self) -> int:
+        """Decide held deletions whose window passed (``DeletedWhileActive``); return how many."""
+        before = self._clock() - REPLACE_WINDOW_SECONDS
+        return sum(
+            self._decide(key, "DeletedWhileActive", lambda d: d.seen < before)
+            for key in list(self._replacing)
+        )
+
+    def _decide(self, key: CronKey, reason: str, decided: Callable[[_Deleted], bool]) -> int:
+        """Count the held deletions of one CronJob that ``decided`` picks, with ``reason``."""
+        held = self._replacing.pop(key, [])
+        done = [d for d in held if decided(d)]
+        if len(done) < len(held):
+            self._replacing[key] = [d for d in held if not decided(d)]
+        for d in done:
+            self._finish(d.job, "deleted", reason, d.end)
+        return len(done)
+
+    def next_due(self) -> float | None:
+        """When :meth:`tick` has work next (for the loop that calls it)."""
+        seen = [d.seen for held in self._replacing.values() for d in held]
+        return min(seen) + REPLACE_WINDOW_SECONDS if seen else None
 
     def _finish(self, job: Job, result: str, reason: str, end: float | None) -> None:
         h = self._history(job.owner_key)

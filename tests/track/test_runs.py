@@ -229,34 +229,66 @@ def test_a_job_that_finished_and_vanished_within_one_event_is_counted() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("policy", "reason"), [("Replace", "Replaced"), ("Allow", "DeletedWhileActive")]
-)
-def test_deleted_while_active(policy: str, reason: str) -> None:
+def deleted(w: World, reason: str, trigger: str = "schedule") -> float | None:
+    return value(w, "kube_batch_runs_total", reason=reason, result="deleted", trigger=trigger)
+
+
+def with_cronjob(policy: str) -> World:
     w = world()
-    w.start(
-        cronjobs=[
-            {
-                "metadata": {"name": "backup", "namespace": "ns", "uid": "cj"},
-                "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy},
-            }
-        ]
-    )
+    cronjob = {
+        "metadata": {"name": "backup", "namespace": "ns", "uid": "cj"},
+        "spec": {"schedule": "* * * * *", "concurrencyPolicy": policy},
+    }
+    w.start(cronjobs=[cronjob])
     w.jobs.upsert(running())
+    return w
+
+
+def test_a_run_deleted_unfinished_is_counted_once_with_its_duration() -> None:
+    w = with_cronjob("Allow")
     w.now = T0 + 40
     relist(w.jobs, [])  # deleted while our watch was broken: the relist diff reports it
     m = history(w)
-    assert (
-        m[
-            (
-                "kube_batch_runs_total",
-                (("reason", reason), ("result", "deleted"), ("trigger", "schedule")),
-            )
-        ]
-        == 1
-    )
+    assert deleted(w, "DeletedWhileActive") == 1
     assert m[("kube_batch_run_duration_seconds_sum", (("result", "deleted"),))] == 30
     assert m[("kube_batch_consecutive_failures", ())] == 0
+
+
+def test_replace_counts_replaced_when_the_controller_creates_the_next_run() -> None:
+    w = with_cronjob("Replace")
+    w.now = T0 + 60
+    w.jobs.delete(running())  # the controller deletes the active run at the next slot ...
+    assert deleted(w, "Replaced") is None  # ... which is not known yet
+    w.at(60.2).jobs.upsert(running(uid="j2", name="backup-2"))  # ... and creates its Job
+    assert deleted(w, "Replaced") == 1
+    w.at(200)
+    assert deleted(w, "DeletedWhileActive") is None
+
+
+def test_replace_counts_replaced_when_a_relist_shows_both() -> None:
+    w = with_cronjob("Replace")
+    w.now = T0 + 60
+    relist(w.jobs, [running(uid="j2", name="backup-2")])  # both happened during a 410 gap
+    assert deleted(w, "Replaced") == 1
+
+
+def test_replace_a_person_deleting_a_run_is_not_a_replacement() -> None:
+    w = with_cronjob("Replace")
+    w.at(15).jobs.delete(running())  # kubectl delete, 5 s into the run: no new Job follows
+    w.at(25)
+    assert deleted(w, "Replaced") is None and deleted(w, "DeletedWhileActive") is None
+    w.at(25.1)  # the window has passed
+    assert deleted(w, "DeletedWhileActive") == 1
+    w.at(60).jobs.upsert(running(uid="j2", name="backup-2"))  # the next slot's run, much later
+    assert deleted(w, "Replaced") is None and deleted(w, "DeletedWhileActive") == 1
+    assert history(w)[("kube_batch_run_duration_seconds_sum", (("result", "deleted"),))] == 5
+
+
+def test_replace_never_replaces_a_manual_run() -> None:
+    w = with_cronjob("Replace")
+    w.jobs.upsert(running(uid="m", name="backup-manual", manual=True))
+    w.jobs.delete(running(uid="m", name="backup-manual", manual=True))
+    assert deleted(w, "DeletedWhileActive", trigger="manual") == 1
 
 
 def test_manual_runs_count_for_the_cronjob_and_its_last_success() -> None:
