@@ -8,6 +8,10 @@ history (a CronJob, or a family of direct Jobs), which outlives the Jobs themsel
   finished Jobs change nothing. Jobs already finished when the exporter starts (the first full
   LIST) feed the ``last_*`` gauges only, replayed in end-time order, so a restart never looks
   like a burst of runs.
+* The latest run and the failures since the latest success are both ordered by end time (ties
+  by arrival), because the Job controller's throttled status writes can deliver two Jobs of one
+  owner in the reverse order of their ends: ``last_run_*`` and ``consecutive_failures`` never
+  contradict each other.
 * A run deleted unfinished is ``Replaced`` only when the CronJob controller did it: under
   ``concurrencyPolicy: Replace`` it deletes the active Job right before it creates the next
   slot's Job. So such a deletion is held for :data:`REPLACE_WINDOW_SECONDS`: the replacement's
@@ -23,6 +27,7 @@ the CronJob last-success family has its own small record, :class:`CronJobSuccess
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import Counter
@@ -44,6 +49,9 @@ RETRY_BUCKETS: tuple[float, ...] = (0, 1, 2, 3, 5, 10, 20, 50)
 MAX_PARKED_PODS = 10000
 """Pod changes kept while their Job has not arrived yet (the two watches are not ordered);
 beyond it they are dropped and counted, which bounds memory if Jobs never arrive."""
+FAILURE_ENDS_KEPT = 64
+"""End times of the failures since the latest success kept per owner, so that a success that
+arrives late still resets only the failures before it; older failures are only counted."""
 REPLACE_WINDOW_SECONDS = 10.0
 """How long after an unfinished Job of a Replace CronJob is deleted its replacement may arrive
 for the deletion to count as ``Replaced`` (the controller creates it a moment later)."""
@@ -77,10 +85,37 @@ class History(ByOwner):
     last_duration: float | None = None
     last_success_flag: float | None = None
     last_success: float | None = None
-    consecutive_failures: int = 0
+    failure_ends: list[float] = field(default_factory=list)
+    """End times of the failed runs after the latest success, oldest first (the newest
+    :data:`FAILURE_ENDS_KEPT`)."""
+    earlier_failures: int = 0
+    """Failed runs after the latest success beyond those in :attr:`failure_ends`."""
+    earlier_until: float = float("-inf")
+    """The latest end among :attr:`earlier_failures`."""
     thresholds: Thresholds = NONE
     idle_since: float | None = None
     """Since when the owner has had no Job and no CronJob (for forgetting it)."""
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failed runs that ended after the latest success."""
+        return self.earlier_failures + len(self.failure_ends)
+
+    def failed(self, end: float) -> None:
+        """A failed run ended at ``end``; it counts unless it ended before the latest success."""
+        if self.last_success is not None and end < self.last_success:
+            return
+        bisect.insort(self.failure_ends, end)
+        if len(self.failure_ends) > FAILURE_ENDS_KEPT:
+            self.earlier_until = self.failure_ends.pop(0)
+            self.earlier_failures += 1
+
+    def succeeded(self, end: float) -> None:
+        """A successful run ended at ``end``: the failures that ended before it stop counting."""
+        self.last_success = max(end, self.last_success or end)
+        self.failure_ends = [t for t in self.failure_ends if t > end]
+        if end >= self.earlier_until:
+            self.earlier_failures = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -369,12 +404,11 @@ class RunTracker:
             h.last_run, h.last_duration = end, duration
             h.last_success_flag = 1.0 if result == "succeeded" else 0.0
         if result == "succeeded":
-            h.consecutive_failures = 0
-            h.last_success = max(end, h.last_success or end)
+            h.succeeded(end)
             if job.owner_kind == "CronJob":
                 self.cronjob_success.success(job.namespace, job.owner_name, end)
         elif result == "failed":
-            h.consecutive_failures += 1
+            h.failed(end)
 
     # -- Pods ---------------------------------------------------------------------------------
     def pods_synced(self) -> None:

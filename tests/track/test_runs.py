@@ -8,6 +8,7 @@ import pytest
 
 from exporter.health.state import ErrorKind
 from exporter.metrics import runs
+from exporter.track.runs import FAILURE_ENDS_KEPT
 from tests.world import T0, Series, World, relist, ts
 
 OWNER = ("namespace", "owner_kind", "owner_name")
@@ -178,6 +179,58 @@ def test_failed_run_ends_at_the_failed_condition_and_counts_failures_in_a_row() 
     w.jobs.upsert(complete(end=300, uid="ok", name="b-ok"))
     assert value(w, "kube_batch_consecutive_failures") == 0
     assert value(w, "kube_batch_last_success_timestamp_seconds") == T0 + 300
+
+
+def finish(w: World, uid: str, outcome: str, end: float) -> None:
+    body = (
+        complete(end=end, uid=uid, name=uid)
+        if outcome == "ok"
+        else failed(end=end, uid=uid, name=uid)
+    )
+    w.jobs.upsert(running(uid=uid, name=uid))
+    w.jobs.upsert(body)
+
+
+def last_and_streak(w: World) -> tuple[float | None, float | None]:
+    return value(w, "kube_batch_last_run_success"), value(w, "kube_batch_consecutive_failures")
+
+
+def test_a_success_seen_late_resets_only_the_failures_that_ended_before_it() -> None:
+    # The Job controller stamps end times before its throttled status writes, so Jobs of one
+    # owner can arrive out of end-time order: here the success that ended first arrives second.
+    w = world()
+    w.start()
+    finish(w, "f1", "failed", end=160)
+    finish(w, "ok", "ok", end=100)
+    for i, end in enumerate((220, 280, 340, 400), start=2):
+        finish(w, f"f{i}", "failed", end=end)
+    assert last_and_streak(w) == (0, 5)  # five failures ended after the success
+
+
+def test_a_failure_seen_late_does_not_count_after_a_later_success() -> None:
+    w = world()
+    w.start()
+    finish(w, "ok", "ok", end=300)
+    finish(w, "f", "failed", end=200)  # ended before the success, arrived after it
+    assert last_and_streak(w) == (1, 0)  # the latest run succeeded: no failure streak
+    finish(w, "g", "failed", end=300)  # the same second as the success, seen after it
+    assert last_and_streak(w) == (0, 1)
+
+
+def test_a_long_failure_streak_keeps_bounded_state_and_counts_exactly() -> None:
+    w = world()
+    w.start()
+    for i in range(FAILURE_ENDS_KEPT + 20):
+        finish(w, f"f{i}", "failed", end=200 + i)
+    h = w.runs.histories[("ns", "CronJob", "backup")]
+    assert len(h.failure_ends) == FAILURE_ENDS_KEPT
+    assert last_and_streak(w) == (0, FAILURE_ENDS_KEPT + 20)
+    # a success seen late, while the failures kept span its end time: exact again
+    last = 200 + FAILURE_ENDS_KEPT + 19
+    finish(w, "ok", "ok", end=last - 30)
+    assert value(w, "kube_batch_consecutive_failures") == 30
+    finish(w, "ok2", "ok", end=10_000)
+    assert last_and_streak(w) == (1, 0)
 
 
 def test_jobs_finished_before_start_up_feed_last_gauges_only() -> None:
