@@ -71,7 +71,10 @@ def parse_settings(
                 p.error(f"argument {s.flag} (from {s.env}): {exc}")
         if value is not None:
             values[s.name] = value
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValueError as exc:
+        p.error(str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

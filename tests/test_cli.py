@@ -106,3 +106,15 @@ def test_bad_env_is_reported_with_its_flag_and_variable(capsys: pytest.CaptureFi
     assert "argument --max-owners (from KBE_MAX_OWNERS): expected a positive integer" in (
         capsys.readouterr().err
     )
+
+
+def test_excluding_every_chosen_namespace_is_refused_at_start_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_settings(["--namespaces", "a,b", "--exclude-namespaces", "b,a"], environ={})
+    assert exc.value.code == 2  # not a /readyz that stays 503 forever
+    assert "there would be nothing to watch" in capsys.readouterr().err
+    assert parse_settings(
+        ["--namespaces", "a,b", "--exclude-namespaces", "b"], environ={}
+    ).scopes() == ["a"]

@@ -191,6 +191,13 @@ class Settings:
     """Selects the Job-owned Pods to watch (the Job controller sets this label, Kubernetes
     >= 1.27)."""
 
+    def __post_init__(self) -> None:
+        if self.namespaces and not self.scopes():
+            raise ValueError(
+                "every namespace of --namespaces is also in --exclude-namespaces: "
+                "there would be nothing to watch"
+            )
+
     def scopes(self) -> list[str | None]:
         """The namespaces to list+watch separately, or ``[None]`` for all namespaces."""
         if not self.namespaces:
