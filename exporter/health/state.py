@@ -27,6 +27,8 @@ class ErrorKind(StrEnum):
 
     BAD_LINE = "bad_line"
     """A watch line that is not a JSON event (skipped)."""
+    BAD_RESPONSE = "bad_response"
+    """A LIST response that is not a JSON list (the LIST is retried with backoff)."""
     BAD_OBJECT = "bad_object"
     """An object that cannot be tracked at all (no ``metadata.uid``)."""
     BAD_ANNOTATION = "bad_annotation"

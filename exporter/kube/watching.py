@@ -11,7 +11,8 @@ gone, then lists again. The contract it implements (docs/architecture.md):
 * ``410 Gone`` as an HTTP status or as an in-stream ERROR means the version expired: relist,
   and the sink's diff deletes what vanished meanwhile.
 * 429 waits ``Retry-After``; other failures back off exponentially (jitter, cap); a normal end
-  of stream or a read timeout re-watches at once from the last version.
+  of stream or a read timeout re-watches at once from the last version. A LIST page that is
+  not a JSON list is a failed request too, retried the same way.
 * A garbage line is logged, counted and skipped; a stream torn mid-line is re-opened.
 
 Lines are split by our own reader, not aiohttp's ``readline`` (whose line limit breaks on large
@@ -229,7 +230,7 @@ class Watcher:
         started, pages, objects = time.monotonic(), 0, 0
         while True:
             async with await self._request("list", params, self._list_timeout) as resp:
-                page = await resp.json(loads=json.loads)
+                page = await self._page(resp)
             pages += 1
             items = page.get("items") or ()
             for item in items:
@@ -251,6 +252,17 @@ class Watcher:
                 self.version = str(meta.get("resourceVersion") or "")
                 return
             params["continue"] = token
+
+    async def _page(self, resp: aiohttp.ClientResponse) -> dict[str, Any]:
+        """The body of one LIST page; a body that is not a JSON list is a failed request."""
+        try:
+            page = await resp.json(loads=json.loads)
+            if not isinstance(page, dict) or not isinstance(page.get("items") or [], list):
+                raise ValueError("not a list object")
+        except (ValueError, aiohttp.ContentTypeError) as exc:
+            self._health.count(ErrorKind.BAD_RESPONSE)
+            raise ApiError(resp.status, f"LIST response is not a JSON list: {exc}") from None
+        return page
 
     async def _watch_until_gone(self) -> None:
         restarts = self._state.restarts

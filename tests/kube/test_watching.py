@@ -191,6 +191,29 @@ async def test_expired_continue_token_restarts_the_list(
     assert names(cache) == {f"j{i}" for i in range(5)}
 
 
+async def test_a_list_body_that_is_not_json_is_a_failed_request(
+    fake_api: FakeApiServer, watched: Any, recorder: Recorder, health: Health
+) -> None:
+    fake_api.add("jobs", job("a"))
+    original = fake_api._list
+    calls = {"n": 0}
+
+    def garbage_once(plural: str, request: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            from aiohttp import web
+
+            return web.Response(text='{"items": [', content_type="application/json")
+        return original(plural, request)
+
+    fake_api._list = garbage_once  # type: ignore[method-assign]
+    sleeps = Sleeps()
+    cache = await watched(sleep=sleeps)
+    assert names(cache) == {"a"}
+    assert len(sleeps.delays) == 1  # backed off and listed again, like any failed request
+    assert health.errors == {ErrorKind.BAD_RESPONSE: 1}  # not "internal": no crash
+
+
 async def test_torn_stream_is_reopened_from_last_version(
     fake_api: FakeApiServer, run_watcher: Any, recorder: Recorder, health: Health
 ) -> None:
