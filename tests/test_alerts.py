@@ -12,20 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.docs import DOCS, code_spans, section, table_rows
+
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
 RULE_FILES = sorted(str(p) for p in ALERTS.glob("*.yaml"))
-CONTRACT_ALERTS = {
-    "CronJobMissedSchedule",
-    "CronJobOverdue",
-    "CronJobFailing",
-    "CronJobScheduleInvalid",
-    "BatchJobFailed",
-    "BatchJobRetrying",
-    "BatchJobTooLong",
-    "BatchJobStartDelayed",
-    "KubeBatchExporterDown",
-    "KubeBatchExporterWatchFailing",
+# alert name -> severity, from the public contract (docs/contract.md §8)
+CONTRACT = {
+    code_spans(cells[0])[0]: cells[1] for cells in table_rows(section(DOCS / "contract.md", 8))
 }
 
 
@@ -65,24 +59,24 @@ def test_promtool_unit_tests_fire_stay_quiet_and_resolve() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     tested = set(re.findall(r"alertname: (\w+)", (ALERTS / "tests/alerts.test.yaml").read_text()))
-    assert tested == CONTRACT_ALERTS
+    assert tested == set(CONTRACT)
 
 
 def test_every_contract_alert_is_bundled_with_its_annotations() -> None:
     rules = alert_rules()
-    assert {r["alert"] for r in rules} == CONTRACT_ALERTS
+    assert {r["alert"] for r in rules} == set(CONTRACT)
     runbooks = (ROOT / "docs" / "runbooks.md").read_text()
     anchors = {h.lower() for h in re.findall(r"^## (\w+)$", runbooks, re.MULTILINE)}
     for rule in rules:
         labels, notes = rule["labels"], rule["annotations"]
         assert isinstance(labels, dict) and isinstance(notes, dict)
-        assert labels["severity"] in ("critical", "warning", "info")
+        assert labels["severity"] == CONTRACT[str(rule["alert"])]
         assert {"summary", "description", "runbook_url"} <= notes.keys()
         anchor = str(notes["runbook_url"]).rsplit("#", 1)[1]
         assert anchor == str(rule["alert"]).lower() and anchor in anchors
-        for section in ("**Meaning.**", "**Impact.**", "**Diagnosis.**", "**Mitigation.**"):
+        for part in ("**Meaning.**", "**Impact.**", "**Diagnosis.**", "**Mitigation.**"):
             block = runbooks.split(f"## {rule['alert']}\n", 1)[1].split("\n## ", 1)[0]
-            assert section in block, (rule["alert"], section)
+            assert part in block, (rule["alert"], part)
 
 
 def test_prometheusrule_is_generated_from_the_rule_files() -> None:
