@@ -1,4 +1,4 @@
-"""Run history on the real controllers: outcomes, retries, TTL deletion, exporter restarts.
+"""Run history on the real controllers: outcomes, retries, TTL deletion, Replace, restarts.
 
 The workloads of this module are created together by a module fixture so they progress
 concurrently; tests then wait for their own outcome in /metrics.
@@ -6,12 +6,14 @@ concurrently; tests then wait for their own outcome in /metrics.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cluster import objects
 from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
 
 FAILING = {"kube-batch-exporter.test/exit-code": "1"}
@@ -20,7 +22,9 @@ FAILING = {"kube-batch-exporter.test/exit-code": "1"}
 @pytest.fixture(scope="module")
 def runs(cluster: Cluster, exporter: Exporter) -> dict[str, str]:
     kube = cluster.kube
-    spaces = {name: new_namespace(cluster, name) for name in ("alternating", "oom", "ttl0")}
+    spaces = {
+        name: new_namespace(cluster, name) for name in ("alternating", "oom", "ttl0", "replace")
+    }
     failing = pod_template(cluster, "200ms", exit_code=1)
     kube.create(
         f"/apis/batch/v1/namespaces/{spaces['alternating']}/cronjobs",
@@ -41,6 +45,13 @@ def runs(cluster: Cluster, exporter: Exporter) -> dict[str, str]:
             "spec": {"backoffLimit": 3, "template": pod_template(cluster, manual=True)},
         },
     )
+    for name, run_for in (("swap", "90s"), ("handdel", "50s")):  # runs outlast a slot, or not
+        kube.create(
+            f"/apis/batch/v1/namespaces/{spaces['replace']}/cronjobs",
+            objects.cronjob(
+                name, "* * * * *", pod_template(cluster, run_for), concurrencyPolicy="Replace"
+            ),
+        )
     kube.create(
         f"/apis/batch/v1/namespaces/{spaces['ttl0']}/jobs",
         {
@@ -187,6 +198,49 @@ def test_oom_killed_twice_then_succeeding(
     )
     delay = exporter.value("kube_batch_run_start_delay_seconds_count", ns, owner_name="oom-retry")
     assert delay == 1
+
+
+def test_replace_counts_the_controllers_replacements_not_a_persons_deletion(
+    cluster: Cluster, exporter: Exporter, runs: dict[str, str]
+) -> None:
+    ns = runs["replace"]
+    jobs = f"/apis/batch/v1/namespaces/{ns}/jobs"
+
+    def deleted(owner: str, reason: str) -> float:
+        return (
+            exporter.value(
+                "kube_batch_runs_total",
+                ns,
+                owner_name=owner,
+                result="deleted",
+                reason=reason,
+                trigger="schedule",
+            )
+            or 0
+        )
+
+    def fresh_handdel_run() -> str | None:
+        """A running handdel Job created under 20 s ago: its next slot is far away."""
+        for job in cluster.kube.get(jobs)["items"]:
+            meta = job["metadata"]
+            created = datetime.fromisoformat(meta["creationTimestamp"]).timestamp()
+            if (
+                meta["name"].startswith("handdel-")
+                and not job["status"].get("conditions")
+                and time.time() - created < 20
+            ):
+                return str(meta["name"])
+        return None
+
+    eventually(lambda: fresh_handdel_run() is not None, 90, "a fresh run of handdel")
+    name = fresh_handdel_run()
+    assert name is not None
+    cluster.kube.delete(f"{jobs}/{name}")  # kubectl delete, a few seconds into the run
+    eventually(lambda: deleted("handdel", "DeletedWhileActive") == 1, 30, "the deleted run")
+    # swap's runs outlast its schedule: the controller deletes each at the next slot
+    eventually(lambda: deleted("swap", "Replaced") >= 1, 150, "a replaced run of swap")
+    assert deleted("handdel", "Replaced") == 0
+    assert deleted("swap", "DeletedWhileActive") == 0
 
 
 def test_job_deleted_by_ttl_right_after_finishing_is_counted(
