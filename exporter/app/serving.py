@@ -54,8 +54,7 @@ class Service:
         """A status page for people: sync state, objects, last errors, links."""
         rows = "".join(
             f"<tr><td>{r}</td><td>{'yes' if h.synced else 'no'}</td><td>{h.objects}</td>"
-            f"<td>{html.escape(f'{h.failure.verb}: {h.failure.message}' if h.failure else '')}"
-            "</td></tr>"
+            f"<td>{html.escape(str(h.failure or ''))}</td></tr>"
             for r, h in self._health.resources.items()
         )
         page = (

@@ -71,6 +71,9 @@ class Failure:
     forbidden: bool
     """The API answered 403: the exporter is not ready until a request of it succeeds again."""
 
+    def __str__(self) -> str:
+        return f"{self.verb}: {self.message}"
+
 
 @dataclass(slots=True)
 class ResourceHealth:
@@ -128,7 +131,7 @@ class Health:
             if not h.synced
         ]
         failing = [
-            f"{r}: {h.failure.verb}: {h.failure.message}"
+            f"{r}: {h.failure}"
             for r, h in sorted(self.resources.items())
             if h.failure is not None and (not h.synced or h.failure.forbidden)
         ]
