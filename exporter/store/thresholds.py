@@ -15,10 +15,9 @@ PREFIX = "kube-batch-exporter/"
 
 
 def _parse_count(text: str) -> float:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be a positive integer")
-    return float(value)
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return float(text)
 
 
 def _parse_off(text: str) -> float:
