@@ -156,6 +156,8 @@ class RenderedFamilies(Generic[R]):
     def __init__(self, group: Group[R], clock: Callable[[], float] = time.time) -> None:
         self._group = group
         self._clock = clock
+        self._prefixes = tuple(f'{name}="' for name in group.identity.labels)
+        """``name="`` of each identity label, so a change escapes only the values."""
         families = group.families
         self._headers = {
             om: [header(f.name, f.help, f.type, om) for f in families] for om in (False, True)
@@ -174,8 +176,11 @@ class RenderedFamilies(Generic[R]):
                 for live in self._live_lines:
                     live.pop(old.uid, None)
             return
-        ident = self._group.identity
-        identity = label_pairs(tuple(zip(ident.labels, ident.values(new), strict=True)))
+        values = self._group.identity.values(new)
+        identity = ",".join(
+            prefix + escape_label_value(value) + '"'
+            for prefix, value in zip(self._prefixes, values, strict=True)
+        )
         for family, lines in zip(self._group.families, self._lines, strict=True):
             text = render(family.name, identity, family.generate(new))
             if text:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from exporter.metrics import identity
 from exporter.metrics.exposition import Family, Group, LiveFamily, Sample, gauge
-from exporter.store.owners import OwnerJobs
+from exporter.store.owners import FinishedJobs
 from exporter.store.records import JOB_STATES, CronJob, Job
 
 
@@ -209,7 +209,7 @@ CRONJOB: Group[CronJob] = Group(
     ),
 )
 
-RETAINED: Group[OwnerJobs] = Group(
+RETAINED: Group[FinishedJobs] = Group(
     identity.OWNER,
     (
         Family(
@@ -217,7 +217,7 @@ RETAINED: Group[OwnerJobs] = Group(
             "gauge",
             "Finished Jobs still stored in the cluster, per owner.",
             (),
-            lambda owner: gauge(owner.finished) if owner.finished else [],
+            lambda finished: gauge(finished.count),
         ),
     ),
 )

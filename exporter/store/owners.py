@@ -1,12 +1,14 @@
 """Jobs per owner, as they exist now: the one aggregation over the Job cache.
 
-``kube_batch_job_finished_retained`` exports the finished count, and the run tracker asks
-whether an owner still has Jobs before it forgets the owner's history. An owner's record
-exists while it has at least one Job.
+The run tracker asks whether an owner still has Jobs before it forgets the owner's history,
+and ``kube_batch_job_finished_retained`` exports how many finished Jobs an owner still has
+stored. Only that second number is published: a Job being created or deleted while it runs
+changes nothing a subscriber shows, so it reaches no subscriber.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from exporter.health.state import Health
@@ -15,48 +17,49 @@ from exporter.store.records import ByOwner, Job, OwnerKey
 
 
 @dataclass(frozen=True, slots=True)
-class OwnerJobs(ByOwner):
-    """The Jobs one owner (a CronJob or a Job family) has in the cluster now."""
+class FinishedJobs(ByOwner):
+    """The finished Jobs one owner still has stored (history limits and TTLs remove them)."""
 
     key: OwnerKey
-    jobs: int
-    finished: int
-    """Finished Jobs still stored (history limits and TTLs remove them)."""
+    count: int
 
 
 class OwnerIndex:
-    """Follows the Job cache and keeps one :class:`OwnerJobs` per owner that has Jobs."""
+    """Follows the Job cache: Jobs per owner, and a published record of its finished ones."""
 
     def __init__(self, health: Health) -> None:
-        self.owners: dict[OwnerKey, OwnerJobs] = {}
-        self._changes: Publisher[OwnerJobs] = Publisher("owners", health)
+        self._jobs: Counter[OwnerKey] = Counter()
+        self._finished: dict[OwnerKey, FinishedJobs] = {}
+        self._changes: Publisher[FinishedJobs] = Publisher("owners", health)
 
-    def subscribe(self, subscriber: Subscriber[OwnerJobs]) -> None:
-        """Call ``subscriber(old, new)`` whenever an owner's counts change."""
+    def subscribe(self, subscriber: Subscriber[FinishedJobs]) -> None:
+        """Call ``subscriber(old, new)`` whenever an owner's count of finished Jobs changes."""
         self._changes.subscribe(subscriber)
 
     def has_jobs(self, key: OwnerKey) -> bool:
         """The owner has at least one Job in the cluster now."""
-        return key in self.owners
+        return self._jobs[key] > 0
 
     def job_changed(self, old: Job | None, new: Job | None) -> None:
-        """Follow a Job's change (cache subscriber): one update per owner it touched."""
-        deltas: dict[OwnerKey, tuple[int, int]] = {}
+        """Follow a Job's change (cache subscriber)."""
+        if old is not None and new is not None and old.owner_key == new.owner_key:
+            if old.finished != new.finished:
+                self._count_finished(new.owner_key, 1 if new.finished else -1)
+            return
         for job, sign in ((old, -1), (new, 1)):
             if job is not None:
-                jobs, finished = deltas.get(job.owner_key, (0, 0))
-                deltas[job.owner_key] = (jobs + sign, finished + (sign if job.finished else 0))
-        for key, (jobs, finished) in deltas.items():
-            if jobs or finished:
-                self._apply(key, jobs, finished)
+                self._jobs[job.owner_key] += sign
+                if self._jobs[job.owner_key] <= 0:
+                    del self._jobs[job.owner_key]
+                if job.finished:
+                    self._count_finished(job.owner_key, sign)
 
-    def _apply(self, key: OwnerKey, jobs: int, finished: int) -> None:
-        before = self.owners.get(key)
-        total = (before.jobs if before else 0) + jobs
-        after = OwnerJobs(key, total, (before.finished if before else 0) + finished)
-        if total > 0:
-            self.owners[key] = after
-            self._changes.notify(before, after)
+    def _count_finished(self, key: OwnerKey, delta: int) -> None:
+        before = self._finished.get(key)
+        count = (before.count if before else 0) + delta
+        after = FinishedJobs(key, count) if count > 0 else None
+        if after is None:
+            self._finished.pop(key, None)
         else:
-            del self.owners[key]
-            self._changes.notify(before, None)
+            self._finished[key] = after
+        self._changes.notify(before, after)

@@ -64,12 +64,18 @@ NONE = Thresholds()
 """Shared by every object without threshold annotations (almost all Jobs)."""
 
 
+_BY_ANNOTATION = {t.annotation: t for t in THRESHOLDS}
+
+
 def read_thresholds(annotations: Mapping[str, object]) -> Thresholds:
     """Parse the threshold annotations of an object; unparseable ones become problems."""
+    present = _BY_ANNOTATION.keys() & annotations.keys()  # one set operation for most Jobs
+    if not present:
+        return NONE
     values: list[tuple[str, float]] = []
     problems: list[tuple[str, str]] = []
     for threshold in THRESHOLDS:
-        text = annotations.get(threshold.annotation)
+        text = annotations.get(threshold.annotation) if threshold.annotation in present else None
         if not isinstance(text, str):
             continue
         try:

@@ -324,7 +324,7 @@ class RunTracker:
         if old is None:
             for pod_old, pod_new in self._parked.pop(new.uid, ()):
                 self.pod_changed(pod_old, pod_new)
-            if new.trigger == "schedule":
+            if self._replacing and new.trigger == "schedule":
                 self._replaced_by(new)
         if new.owner_kind == "Job" and h is not None:
             self._set_thresholds(h, new.thresholds, f"Job {new.namespace}/{new.name}")
