@@ -19,14 +19,17 @@ _UNITS = {
     "h": 3600.0,
 }
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+MAX_SECONDS = (2**63 - 1) / 1e9
+"""Go's durations are int64 nanoseconds (about 292 years); Go refuses anything longer."""
 
 
 def parse_go_duration(text: str) -> float:
     """Return the seconds in a Go duration string such as ``1h30m`` or ``90s``.
 
     Raises:
-        ValueError: when the text is not a Go duration. Negative durations are rejected too:
-            every duration we accept (grace, thresholds) is a length of time.
+        ValueError: when the text is not a Go duration, or one longer than Go's (about 292
+            years). Negative durations are rejected too: every duration we accept (grace,
+            thresholds, ``@every``) is a length of time.
     """
     s = text.strip()
     if s == "0":
@@ -40,6 +43,8 @@ def parse_go_duration(text: str) -> float:
             raise ValueError(f"not a Go duration: {text!r}")
         total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()
+    if not total <= MAX_SECONDS:  # also catches inf from a number of thousands of digits
+        raise ValueError(f"Go duration out of range: {text[:40]!r}")
     return total
 
 

@@ -53,8 +53,8 @@ def load_zone(name: str) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidSchedule(f"unknown time zone {name!r}") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "America", "A"*999
+        raise InvalidSchedule(f"unknown time zone {name[:80]!r}") from exc
 
 
 def parse(spec: str, timezone: str = "") -> Schedule:
@@ -75,15 +75,15 @@ def parse(spec: str, timezone: str = "") -> Schedule:
         try:
             seconds = int(parse_go_duration(text[len("@every ") :]))
         except ValueError as exc:
-            raise InvalidSchedule(f"failed to parse duration {text!r}: {exc}") from None
+            raise InvalidSchedule(f"failed to parse duration {text[:80]!r}: {exc}") from None
         return Schedule(0, 0, 0, 0, 0, zone, every=max(1, seconds))
     if text.startswith("@"):
         if text not in DESCRIPTORS:
-            raise InvalidSchedule(f"unrecognized descriptor: {text}")
+            raise InvalidSchedule(f"unrecognized descriptor: {text[:80]!r}")
         text = DESCRIPTORS[text]
     fields = text.split()
     if len(fields) != 5:
-        raise InvalidSchedule(f"expected exactly 5 fields, found {len(fields)}: {spec!r}")
+        raise InvalidSchedule(f"expected exactly 5 fields, found {len(fields)}: {spec[:80]!r}")
     minute, hour, dom, month, dow = (
         _field(expr, *bounds) for expr, bounds in zip(fields, BOUNDS, strict=True)
     )
@@ -144,8 +144,10 @@ def _int_or_name(text: str, names: dict[str, int]) -> int:
 
 def _non_negative(text: str) -> int:
     body = text[1:] if text.startswith("+") else text
-    if not body.isdigit() or not body.isascii():
-        raise InvalidSchedule(f"failed to parse int from {text!r}")
+    # no field is above 59: a longer number is as wrong, and int() of thousands of digits
+    # would take time (Python refuses beyond 4,300)
+    if not body.isdigit() or not body.isascii() or len(body) > 9:
+        raise InvalidSchedule(f"failed to parse int from {text[:20]!r}")
     return int(body)
 
 

@@ -23,7 +23,9 @@ def test_go_durations(text: str, seconds: float) -> None:
     assert parse_go_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "10", "-5m", "1d", "m", "1h 30m", "abc"])
+@pytest.mark.parametrize(
+    "text", ["", "10", "-5m", "1d", "m", "1h 30m", "abc", "2562048h", "9" * 400 + "h"]
+)
 def test_invalid_go_durations(text: str) -> None:
     with pytest.raises(ValueError, match="Go duration"):
         parse_go_duration(text)

@@ -394,6 +394,30 @@ def test_unknown_time_zone_is_invalid() -> None:
         parse("TZ=Nowhere/Atall 0 * * * *")
 
 
+@pytest.mark.parametrize(
+    "zone",
+    ["A" * 5000, "America", "../../etc/passwd", "Europe/\x00", "Europe/\ud800"],
+)
+def test_zone_names_the_file_system_refuses_are_unknown_zones(zone: str) -> None:
+    # once: OSError (File name too long, Is a directory) escaped from the zone loader
+    with pytest.raises(InvalidSchedule, match="unknown time zone"):
+        parse("0 * * * *", zone)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "@every " + "9" * 400 + "h",  # once: OverflowError converting inf to an int
+        "@every 2562048h",  # longer than Go's longest duration (about 292 years)
+        "9" * 5000 + " * * * *",  # once: int() refused a 5,000-digit number
+        "0 " + "1" * 20 + " * * *",
+    ],
+)
+def test_numbers_no_schedule_could_use_are_invalid(spec: str) -> None:
+    with pytest.raises(InvalidSchedule):
+        parse(spec)
+
+
 def test_descriptors_equal_their_fields() -> None:
     pairs = [
         ("@yearly", "0 0 1 1 *"),
