@@ -56,6 +56,8 @@ class FakeApiServer:
         self.streams: dict[str, list[asyncio.Queue[Any]]] = defaultdict(list)
         self.faults: dict[tuple[str, str], deque[Fault]] = defaultdict(deque)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.raw_items: dict[str, list[bytes]] = defaultdict(list)
+        """Items served verbatim in the first LIST page: what no JSON encoder would write."""
         self.changed = Waiter()
         self.url = ""
 
@@ -76,6 +78,10 @@ class FakeApiServer:
 
     def modify(self, plural: str, obj: dict[str, Any]) -> None:
         self._store(plural, "MODIFIED", obj)
+
+    def add_raw(self, plural: str, item: bytes) -> None:
+        """Serve ``item`` as it is among the objects of the first LIST page."""
+        self.raw_items[plural].append(item)
 
     def remove(self, plural: str, uid: str) -> None:
         obj = self.objects[plural].pop(uid)
@@ -156,8 +162,10 @@ class FakeApiServer:
             key, _, value = clause.partition("!=")
             assert key == "metadata.namespace", clause
             items = [o for o in items if o["metadata"]["namespace"] != value]
+        # str(): hostile objects may hold any JSON value where a name belongs
         return sorted(
-            items, key=lambda o: (o["metadata"]["namespace"], o["metadata"].get("name", ""))
+            items,
+            key=lambda o: (str(o["metadata"]["namespace"]), str(o["metadata"].get("name", ""))),
         )
 
     def _list(self, plural: str, request: web.Request) -> web.Response:
@@ -168,7 +176,14 @@ class FakeApiServer:
         meta: dict[str, Any] = {"resourceVersion": str(self.rv)}
         if start + limit < len(items):
             meta["continue"] = str(start + limit)
-        return web.json_response({"kind": "List", "metadata": meta, "items": page})
+        parts = [json.dumps(item).encode() for item in page]
+        if start == 0:
+            parts += self.raw_items[plural]
+        body = b'{"kind": "List", "metadata": %s, "items": [%s]}' % (
+            json.dumps(meta).encode(),
+            b",".join(parts),
+        )
+        return web.Response(body=body, content_type="application/json")
 
     async def _watch(self, plural: str, request: web.Request) -> web.StreamResponse:
         since = int(request.query.get("resourceVersion") or 0)

@@ -35,9 +35,12 @@ import aiohttp
 
 from exporter.health.state import ErrorKind, Failure, Health, Resource, RestartReason
 from exporter.kube.connecting import CONNECT_TIMEOUT_SECONDS, Connection
+from exporter.kube.decoding import BadPage, Page, decode_page
 
 logger = logging.getLogger(__name__)
 
+EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
+"""The event types the API sends; any other is a bad line (and never a label value)."""
 MAX_LINE_BYTES = 64 * 2**20
 """A memory guard, not a tuning knob: etcd refuses objects above about 1.5 MiB, so no valid
 watch line comes near it."""
@@ -216,7 +219,7 @@ class Watcher:
         self._state.requests[(verb, str(resp.status))] += 1
         if resp.status == 200:
             return resp
-        body = (await resp.text())[:300]
+        body = (await resp.read())[:300].decode("utf-8", "replace")
         resp.release()
         if resp.status == 410:
             raise Gone()
@@ -232,13 +235,10 @@ class Watcher:
             async with await self._request("list", params, self._list_timeout) as resp:
                 page = await self._page(resp)
             pages += 1
-            items = page.get("items") or ()
-            for item in items:
+            for item in page.items:
                 listing.add(item)
-            objects += len(items)
-            meta = page.get("metadata") or {}
-            token = meta.get("continue")
-            if not token:
+            objects += len(page.items)
+            if not page.continue_token:
                 listing.commit()
                 self._state.failure = None
                 self._backoff.reset()
@@ -249,19 +249,22 @@ class Watcher:
                     pages,
                     time.monotonic() - started,
                 )
-                self.version = str(meta.get("resourceVersion") or "")
+                self.version = page.resource_version
                 return
-            params["continue"] = token
+            params["continue"] = page.continue_token
 
-    async def _page(self, resp: aiohttp.ClientResponse) -> dict[str, Any]:
-        """The body of one LIST page; a body that is not a JSON list is a failed request."""
+    async def _page(self, resp: aiohttp.ClientResponse) -> Page:
+        """One LIST page; a body that is not a LIST at all is a failed request."""
         try:
-            page = await resp.json(loads=json.loads)
-            if not isinstance(page, dict) or not isinstance(page.get("items") or [], list):
-                raise ValueError("not a list object")
-        except (ValueError, aiohttp.ContentTypeError) as exc:
+            page = decode_page(await resp.read())
+        except BadPage as exc:
             self._health.count(ErrorKind.BAD_RESPONSE)
             raise ApiError(resp.status, f"LIST response is not a JSON list: {exc}") from None
+        if page.unreadable:  # each loses only itself; there is no UID to report them by
+            self._health.errors[ErrorKind.BAD_OBJECT] += page.unreadable
+            logger.warning(
+                "%s: skipping %d unreadable objects of a LIST page", self._where, page.unreadable
+            )
         return page
 
     async def _watch_until_gone(self) -> None:
@@ -325,7 +328,9 @@ class Watcher:
             kind, obj = event["type"], event["object"]
             if not isinstance(obj, dict):
                 raise TypeError("object is not a mapping")
-        except (ValueError, KeyError, TypeError) as exc:
+            if kind not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {ascii(kind)[:40]}")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             self._health.count(ErrorKind.BAD_LINE)
             logger.warning(
                 "%s: skipping unparseable watch line (%d bytes): %s", self._where, len(line), exc
@@ -342,15 +347,14 @@ class Watcher:
             )
         meta = obj.get("metadata")
         new_version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        if not (isinstance(new_version, str) and new_version.isascii() and len(new_version) < 64):
+            new_version = None  # opaque, but always a short string: never resume from junk
         if kind in ("ADDED", "MODIFIED"):
             self._sink.upsert(obj)
         elif kind == "DELETED":
             self._sink.delete(obj)
-        elif kind != "BOOKMARK":
-            self._health.count(ErrorKind.BAD_LINE)
-            logger.warning("%s: ignoring watch event of unknown type %r", self._where, kind)
         if new_version:
-            self.version = str(new_version)
+            self.version = new_version
 
 
 def _retry_after(value: str | None) -> float:
@@ -361,8 +365,10 @@ def _retry_after(value: str | None) -> float:
 
 
 def _status_message(body: str) -> str:
+    """The message of an API error body, printable and encodable whatever the body holds."""
     try:
         doc = json.loads(body)
-        return str(doc.get("message") or doc.get("reason") or body)
-    except ValueError:
-        return body or "no body"
+        message = str(doc.get("message") or doc.get("reason") or body)
+    except (ValueError, AttributeError, RecursionError):
+        message = body or "no body"
+    return message.encode("utf-8", "backslashreplace").decode()

@@ -251,6 +251,35 @@ async def test_garbage_line_is_counted_and_skipped(
     assert fake_api.count("jobs", "watch") == 1  # the stream survived
 
 
+DEEP = b"[" * 5000 + b"]" * 5000  # json.loads raises RecursionError on it
+
+
+async def test_a_line_nested_too_deep_or_of_an_unknown_type_is_a_bad_line(
+    fake_api: FakeApiServer, watched: Any, recorder: Recorder, health: Health
+) -> None:
+    cache = await watched()
+    fake_api.send("jobs", b'{"type": "ADDED", "object": {"metadata": ' + DEEP + b"}}\n")
+    fake_api.send("jobs", b'{"type": "\\ud800", "object": {}}\n')  # and never a label value
+    fake_api.add("jobs", job("fine"))
+    await recorder.wait_for(lambda: "fine" in names(cache))
+    assert health.errors == {ErrorKind.BAD_LINE: 2}
+    assert set(health[Resource.JOBS].events) == {"ADDED"}
+    assert fake_api.count("jobs", "watch") == 1  # once: the watcher crashed and restarted
+
+
+async def test_one_unreadable_object_in_a_list_page_loses_only_itself(
+    fake_api: FakeApiServer, watched: Any, health: Health
+) -> None:
+    for i in range(4):
+        fake_api.add("jobs", job(f"j{i}"))
+    fake_api.add_raw("jobs", b'{"metadata": {"uid": "deep", "labels": ' + DEEP + b"}}")
+    fake_api.add_raw("jobs", b"{not json at all}")
+    cache = await watched(page_size=10)  # one page: the four Jobs and the two others
+    assert names(cache) == {f"j{i}" for i in range(4)}
+    assert cache.synced and fake_api.count("jobs", "list") == 1  # not retried, not lost
+    assert health.errors == {ErrorKind.BAD_OBJECT: 2}
+
+
 async def test_large_object_split_over_many_chunks(
     fake_api: FakeApiServer, watched: Any, recorder: Recorder, health: Health
 ) -> None:
