@@ -9,9 +9,18 @@ this explicit state (:meth:`Health.problems`), never from the wording of an erro
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+logger = logging.getLogger(__name__)
+
+REPORTED_KEPT = 10000
+"""Objects remembered as already reported, per kind of problem; beyond it the memory is
+cleared and a problem may be logged once more (counting is never affected)."""
 
 
 class Resource(StrEnum):
@@ -106,6 +115,8 @@ class Health:
         default_factory=lambda: {r: ResourceHealth() for r in Resource}
     )
     errors: Counter[ErrorKind] = field(default_factory=Counter)
+    reported: dict[ErrorKind, set[str]] = field(default_factory=dict)
+    """Per kind, the objects whose problem was logged already (it is logged once per object)."""
     owners_dropped: int = 0
     """Distinct owners not tracked because ``--max-owners`` was reached."""
     last_scrape: tuple[float, int] = (0.0, 0)
@@ -117,6 +128,33 @@ class Health:
     def count(self, kind: ErrorKind) -> None:
         """One more problem of ``kind`` survived."""
         self.errors[kind] += 1
+
+    def first_report(self, kind: ErrorKind, key: str) -> bool:
+        """True the first time ``key`` (an object) has a problem of ``kind``: log it then."""
+        seen = self.reported.setdefault(kind, set())
+        if key in seen:
+            return False
+        if len(seen) >= REPORTED_KEPT:
+            seen.clear()
+        seen.add(key)
+        return True
+
+    def forget_report(self, kind: ErrorKind, key: str) -> None:
+        """``key`` is fine again (or gone): a new problem of it will be logged again."""
+        self.reported.get(kind, set()).discard(key)
+
+    @contextmanager
+    def contained(self, kind: ErrorKind, what: str, key: str) -> Iterator[None]:
+        """Run work on one object: a bug in it is counted and logged once per object.
+
+        It stops only that object's work, never the loop, the page or the other objects.
+        """
+        try:
+            yield
+        except Exception:
+            self.count(kind)
+            if self.first_report(kind, f"{what}\x00{key}"):
+                logger.exception("%s failed on %s (logged once per object)", what, ascii(key))
 
     def problems(self) -> list[str]:
         """Why the exporter is not ready, in words; empty when it is.

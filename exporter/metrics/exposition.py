@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
+from exporter.health.state import ErrorKind, Health
 from exporter.store.caching import Record
 from exporter.track.histogram import Histogram
 
@@ -153,8 +154,11 @@ def gauge(value: float | None) -> list[Sample]:
 class RenderedFamilies(Generic[R]):
     """Pre-rendered lines of one group per family and record; a subscriber and a writer."""
 
-    def __init__(self, group: Group[R], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, group: Group[R], health: Health, clock: Callable[[], float] = time.time
+    ) -> None:
         self._group = group
+        self._health = health
         self._clock = clock
         self._prefixes = tuple(f'{name}="' for name in group.identity.labels)
         """``name="`` of each identity label, so a change escapes only the values."""
@@ -168,7 +172,11 @@ class RenderedFamilies(Generic[R]):
         """Per live family: UID -> (``name{labels} `` prefix, record)."""
 
     def changed(self, old: R | None, new: R | None) -> None:
-        """Re-render a record's families (or drop them when it was deleted)."""
+        """Re-render a record's families (or drop them when it was deleted).
+
+        Everything is rendered before anything is stored, so a record whose rendering fails
+        keeps its previous lines whole rather than half of them updated.
+        """
         if new is None:
             if old is not None:
                 for lines in self._lines:
@@ -181,16 +189,19 @@ class RenderedFamilies(Generic[R]):
             prefix + escape_label_value(value) + '"'
             for prefix, value in zip(self._prefixes, values, strict=True)
         )
-        for family, lines in zip(self._group.families, self._lines, strict=True):
-            text = render(family.name, identity, family.generate(new))
+        texts = [render(f.name, identity, f.generate(new)) for f in self._group.families]
+        labels = "{" + identity + "}" if identity else ""
+        prefixes = [
+            f"{f.name}{labels} ".encode() if f.applies(new) else None for f in self._group.live
+        ]
+        for text, lines in zip(texts, self._lines, strict=True):
             if text:
                 lines[new.uid] = text
             else:
                 lines.pop(new.uid, None)
-        for live_family, live in zip(self._group.live, self._live_lines, strict=True):
-            if live_family.applies(new):
-                labels = "{" + identity + "}" if identity else ""
-                live[new.uid] = (f"{live_family.name}{labels} ".encode(), new)
+        for prefix, live in zip(prefixes, self._live_lines, strict=True):
+            if prefix is not None:
+                live[new.uid] = (prefix, new)
             else:
                 live.pop(new.uid, None)
 
@@ -205,9 +216,17 @@ class RenderedFamilies(Generic[R]):
         ):
             out.append(head)
             value = family.value
-            out.append(
-                b"".join(
+            try:
+                body = b"".join(
                     prefix + format_value(value(record, now)).encode() + b"\n"
                     for prefix, record in live.values()
                 )
-            )
+            except Exception:  # a bug in one value: find it, and lose only its line
+                body = b"".join(self._live_line(family, p, r, now) for p, r in live.values())
+            out.append(body)
+
+    def _live_line(self, family: LiveFamily[R], prefix: bytes, record: R, now: float) -> bytes:
+        """One clock-dependent sample; a value that cannot be computed loses only its line."""
+        with self._health.contained(ErrorKind.INTERNAL, family.name, record.uid):
+            return prefix + format_value(family.value(record, now)).encode() + b"\n"
+        return b""

@@ -68,7 +68,7 @@ class Exposition:
         self, registry: CollectorRegistry, health: Health, clock: Callable[[], float] = time.time
     ) -> None:
         self.renderers: dict[Group[Any], RenderedFamilies[Any]] = {
-            group: RenderedFamilies(group, clock) for group in GROUPS
+            group: RenderedFamilies(group, health, clock) for group in GROUPS
         }
         self._registry = registry
         self._health = health

@@ -9,6 +9,11 @@ trackers) never see raw objects.
 A relist replaces the records of one *scope* (a namespace, or None for all namespaces) and emits
 a deletion for every record of that scope that the new list no longer has, which is how objects
 deleted while a watch was broken (410 Gone) leave /metrics.
+
+An object the projection refuses (:class:`~exporter.store.projecting.BadObject`) loses only
+itself: it is warned about and counted once (``bad_object``) until it is fine again, its last
+good record stays, a relist that lists it does not take it for deleted, and its deletion
+still removes it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from exporter.health.state import ErrorKind, Health, Resource
-from exporter.store.projecting import BadObject, RawObject
+from exporter.store.projecting import BadObject, RawObject, uid_of
 
 logger = logging.getLogger(__name__)
 
@@ -49,25 +54,20 @@ class Publisher(Generic[R]):
     def __init__(self, what: str, health: Health) -> None:
         self._what = what
         self._health = health
-        self._subscribers: list[Subscriber[R]] = []
+        self._subscribers: list[tuple[str, Subscriber[R]]] = []
 
     def subscribe(self, subscriber: Subscriber[R]) -> None:
         """Call ``subscriber(old, new)`` on every change from now on."""
-        self._subscribers.append(subscriber)
+        name = getattr(subscriber, "__qualname__", type(subscriber).__name__)
+        self._subscribers.append((f"subscriber {name} of {self._what}", subscriber))
 
     def notify(self, old: R | None, new: R | None) -> None:
         """Tell every subscriber about one change."""
-        for subscriber in self._subscribers:
-            try:
+        changed = new if new is not None else old
+        uid = changed.uid if changed is not None else "?"
+        for name, subscriber in self._subscribers:
+            with self._health.contained(ErrorKind.SUBSCRIBER, name, uid):
                 subscriber(old, new)
-            except Exception:  # one subscriber's bug must not starve the others
-                changed = new if new is not None else old
-                logger.exception(
-                    "subscriber failed on %s %s",
-                    self._what,
-                    changed.uid if changed is not None else "?",
-                )
-                self._health.count(ErrorKind.SUBSCRIBER)
 
 
 class ObjectCache(Generic[R]):
@@ -115,11 +115,13 @@ class ObjectCache(Generic[R]):
     def delete(self, raw: RawObject) -> None:
         """Apply a DELETED object: first its final state (if it changed), then the removal."""
         final = self._safe_project(raw)
-        if final is None:
+        uid = final.uid if final is not None else uid_of(raw)
+        if uid is None:
             return
-        if self.records.get(final.uid) is not None:
+        if final is not None and self.records.get(uid) is not None:
             self._put(final)
-        old = self.records.pop(final.uid, None)
+        self._health.forget_report(ErrorKind.BAD_OBJECT, f"{self.resource}/{uid}")
+        old = self.records.pop(uid, None)
         if old is not None:
             self._changes.notify(old, None)
             self._state.objects = len(self.records)
@@ -129,14 +131,21 @@ class ObjectCache(Generic[R]):
         return Relist(self, scope)
 
     def _safe_project(self, raw: RawObject) -> R | None:
-        try:
-            return self._project(raw)
-        except (BadObject, TypeError, ValueError, AttributeError, KeyError) as exc:
-            meta = raw.get("metadata") if isinstance(raw, dict) else None
-            where = f"{meta.get('namespace')}/{meta.get('name')}" if isinstance(meta, dict) else "?"
-            logger.warning("skipping malformed %s %s: %s", self.resource, where, exc)
-            self._health.count(ErrorKind.BAD_OBJECT)
-            return None
+        """The record of ``raw``, or None (reported once per object) when it is bad."""
+        uid = uid_of(raw)
+        key = f"{self.resource}/{uid}"
+        with self._health.contained(ErrorKind.INTERNAL, f"projecting {self.resource}", key):
+            try:
+                record = self._project(raw)
+            except BadObject as exc:
+                if uid is None or self._health.first_report(ErrorKind.BAD_OBJECT, key):
+                    self._health.count(ErrorKind.BAD_OBJECT)
+                    logger.warning("skipping %s %s: %s", self.resource, _where(raw), exc)
+                return None
+            if self._health.reported.get(ErrorKind.BAD_OBJECT):
+                self._health.forget_report(ErrorKind.BAD_OBJECT, key)
+            return record
+        return None  # a bug in projection: contained, only this object is lost
 
     def _put(self, new: R) -> None:
         old = self.records.get(new.uid)
@@ -147,11 +156,11 @@ class ObjectCache(Generic[R]):
         if old is None:
             self._state.objects = len(self.records)
 
-    def _finish_relist(self, scope: str | None, fresh: dict[str, R]) -> None:
+    def _finish_relist(self, scope: str | None, fresh: dict[str, R], listed: set[str]) -> None:
         vanished = [
             uid
             for uid, rec in self.records.items()
-            if uid not in fresh and (scope is None or rec.namespace == scope)
+            if uid not in fresh and uid not in listed and (scope is None or rec.namespace == scope)
         ]
         for uid in vanished:
             self._changes.notify(self.records.pop(uid), None)
@@ -163,7 +172,9 @@ class ObjectCache(Generic[R]):
         self._state.synced = self.synced
         if self.synced and not was_synced:
             for callback in self._on_synced:
-                callback()
+                name = getattr(callback, "__qualname__", "start-up hook")
+                with self._health.contained(ErrorKind.SUBSCRIBER, name, self.resource):
+                    callback()
         if vanished:
             logger.info(
                 "relist of %s removed %d objects deleted during the gap",
@@ -182,13 +193,25 @@ class Relist(Generic[R]):
         self._cache = cache
         self._scope = scope
         self._fresh: dict[str, R] = {}
+        self._bad: set[str] = set()
+        """UIDs listed but refused: they exist, so their last good records are kept."""
 
     def add(self, raw: RawObject) -> None:
         """Take one listed object."""
         record = self._cache._safe_project(raw)
         if record is not None:
             self._fresh[record.uid] = record
+        elif (uid := uid_of(raw)) is not None:
+            self._bad.add(uid)
 
     def commit(self) -> None:
         """Diff against the cache: deletions for vanished objects, upserts for the rest."""
-        self._cache._finish_relist(self._scope, self._fresh)
+        self._cache._finish_relist(self._scope, self._fresh, self._bad)
+
+
+def _where(raw: object) -> str:
+    """``namespace/name`` of a raw object for a log line, printable whatever it holds."""
+    meta = raw.get("metadata") if isinstance(raw, dict) else None
+    if not isinstance(meta, dict):
+        return "?"
+    return ascii(f"{meta.get('namespace')}/{meta.get('name')}")[1:-1][:200]

@@ -1,9 +1,17 @@
-"""Raw API dicts in, records out: the only place that reads object bodies.
+"""Raw API dicts in, records out: the only place that reads object bodies, and its checks.
 
-Projection never trusts its input: a missing or mistyped optional field becomes None/0/"", and
-only an object without ``metadata.uid`` is rejected (with :class:`BadObject`), because nothing
-can be keyed without it. Values that need parsing are parsed here, once per change of the
-object: timestamps, threshold annotations and the CronJob's schedule.
+This is the exporter's edge, so it is where input is validated, once. A field it reads that
+holds what the API server could never send makes the whole object *bad* (:class:`BadObject`, whose message names the
+field): a scalar of the wrong JSON type, an integer outside its Go type or a negative count,
+a timestamp outside 1970-3000, a string that is too long or not valid Unicode, a container
+of the wrong type. A bad object is skipped whole rather than half-trusted: every layer
+behind the edge can rely on its records (counts are small and non-negative, times are
+sane, every string encodes). Absent optional fields are fine and become None/0/"".
+
+Annotations are the exception: people write them, so an unusable threshold or scheduled-time
+annotation is ignored (thresholds are reported as ``bad_annotation``), never a reason to drop
+the object. Values that need parsing are parsed here, once per change of the object:
+timestamps, threshold annotations and the CronJob's schedule.
 """
 
 from __future__ import annotations
@@ -23,46 +31,128 @@ RawObject = dict[str, Any]
 SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 INSTANTIATE = "cronjob.kubernetes.io/instantiate"
 
+INT32 = 2**31 - 1
+"""Counts and sizes are Go int32 in the API."""
+INT64 = 2**63 - 1
+"""Deadlines in seconds are Go int64."""
+MAX_NAME = 253
+"""Object names and UIDs: a DNS subdomain at most."""
+MAX_TEXT = 1024
+"""Other strings that become label values (reasons, schedules, phases)."""
+LATEST = 32503680000.0
+"""3000-01-01T00:00:00Z: no later timestamp can come from a running cluster."""
+
 
 class BadObject(ValueError):
-    """The object cannot be tracked at all (no UID)."""
+    """The object holds what the API could never send; the message names the field."""
 
 
-def _map(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _show(value: object) -> str:
+    """A short, printable rendering of a bad value for the message (never the whole value)."""
+    text = ascii(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
+Path = tuple[str | int, ...]
+"""Where a value sits in the object, e.g. ``("status", "conditions", 2, "reason")``; joined
+into words only when the value is refused, so a valid object pays nothing for it."""
 
 
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _bad(path: Path, what: str, value: object) -> BadObject:
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return BadObject(f"{where} is not {what}: {_show(value)}")
 
 
-def _str(value: object) -> str:
+def _map(value: object, *path: str | int) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad(path, "an object", value)
+    return value
+
+
+def _maps(value: object, *path: str | int) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, item) of a list of objects."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _bad(path, "a list", value)
+    return [((*path, i), _map(item, *path, i)) for i, item in enumerate(value)]
+
+
+def _count(value: object, *path: str | int, limit: int = INT32) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise _bad(path, "a count", value)
+    return value
+
+
+def _int32(value: object, *path: str | int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not -INT32 - 1 <= value <= INT32:
+        raise _bad(path, "an int32", value)
+    return value
+
+
+def _flag(value: object, *path: str | int) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _bad(path, "a boolean", value)
+    return value
+
+
+def _text(value: object, *path: str | int, limit: int = MAX_TEXT) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise _bad(path, f"a string of at most {limit} characters", value)
+    if not value.isascii():  # names, reasons and schedules almost always are
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise _bad(path, "valid Unicode", value) from None
     # intern: namespaces, owner names and reasons repeat across thousands of objects
-    return sys.intern(value) if isinstance(value, str) else ""
+    return sys.intern(value)
 
 
 def parse_timestamp(text: object) -> float | None:
-    """Return Unix seconds for an RFC 3339 timestamp, or None when absent or malformed.
-
-    Malformed timestamps are treated like absent ones: a metric without a series is better than
-    a crash or a wrong value, and the API server never sends them in practice.
-    """
-    if not isinstance(text, str) or not text:
+    """Unix seconds of an RFC 3339 timestamp between 1970 and 3000, else None."""
+    if not isinstance(text, str) or not text or len(text) > 64:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        seconds = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
         return None
+    return seconds if 0 <= seconds < LATEST else None
+
+
+def _time(value: object, *path: str | int) -> float | None:
+    if value is None:
+        return None
+    seconds = parse_timestamp(value)
+    if seconds is None:
+        raise _bad(path, "a time between 1970 and 3000", value)
+    return seconds
+
+
+def uid_of(raw: object) -> str | None:
+    """The object's UID when it is a usable one, even if the rest of the object is bad."""
+    meta = raw.get("metadata") if isinstance(raw, dict) else None
+    uid = meta.get("uid") if isinstance(meta, dict) else None
+    if isinstance(uid, str) and 0 < len(uid) <= MAX_NAME and uid.isprintable():
+        return uid
+    return None
 
 
 def _meta(raw: RawObject) -> tuple[dict[str, Any], str]:
-    meta = _map(raw.get("metadata"))
-    uid = meta.get("uid")
-    if not isinstance(uid, str) or not uid:
+    if not isinstance(raw, dict):
+        raise BadObject("not an object")
+    meta = _map(raw.get("metadata"), "metadata")
+    uid = _text(meta.get("uid"), "metadata", "uid", limit=MAX_NAME)
+    if not uid:
         raise BadObject("object without metadata.uid")
     return meta, uid
 
@@ -73,23 +163,25 @@ def _owner(
     family_label: str | None,
 ) -> tuple[str, str, str]:
     """Return (owner_kind, owner_name, trigger) per contract §1."""
-    annotations = _map(meta.get("annotations"))
-    for ref in _list(meta.get("ownerReferences")):
-        ref = _map(ref)
-        if ref.get("kind") == "CronJob" and isinstance(ref.get("name"), str):
-            manual = annotations.get(INSTANTIATE) == "manual" or ref.get("controller") is not True
-            return "CronJob", _str(ref["name"]), "manual" if manual else "schedule"
-    generate_name = meta.get("generateName")
-    if isinstance(generate_name, str) and generate_name.rstrip("-"):
-        return "Job", _str(generate_name.rstrip("-")), "direct"
+    annotations = _map(meta.get("annotations"), "metadata", "annotations")
+    for path, ref in _maps(meta.get("ownerReferences"), "metadata", "ownerReferences"):
+        if _text(ref.get("kind"), *path, "kind") == "CronJob":
+            owner = _text(ref.get("name"), *path, "name", limit=MAX_NAME)
+            controller = _flag(ref.get("controller"), *path, "controller")
+            manual = annotations.get(INSTANTIATE) == "manual" or not controller
+            return "CronJob", owner, "manual" if manual else "schedule"
+    generate_name = _text(meta.get("generateName"), "metadata", "generateName", limit=MAX_NAME)
+    if generate_name.rstrip("-"):
+        return "Job", sys.intern(generate_name.rstrip("-")), "direct"
     if family_label:
-        value = _map(meta.get("labels")).get(family_label)
-        if isinstance(value, str) and value:
-            return "Job", _str(value), "direct"
+        labels = _map(meta.get("labels"), "metadata", "labels")
+        value = _text(labels.get(family_label), "metadata", "labels", family_label)
+        if value:
+            return "Job", value, "direct"
     return "Job", name, "direct"
 
 
-def _terminal(conditions: list[Any]) -> tuple[str, str, float | None, bool]:
+def _terminal(status: dict[str, Any]) -> tuple[str, str, float | None, bool]:
     """Return (outcome, reason, failed_at, suspended) from Job conditions.
 
     Only ``Complete``/``Failed`` with status True are terminal; the interim
@@ -97,16 +189,15 @@ def _terminal(conditions: list[Any]) -> tuple[str, str, float | None, bool]:
     conditions is never relied on.
     """
     outcome, reason, failed_at, suspended = "", "", None, False
-    for cond in conditions:
-        cond = _map(cond)
-        if cond.get("status") != "True":
+    for path, cond in _maps(status.get("conditions"), "status", "conditions"):
+        if _text(cond.get("status"), *path, "status") != "True":
             continue
-        kind = cond.get("type")
+        kind = _text(cond.get("type"), *path, "type")
         if kind == "Complete":
-            outcome, reason = "succeeded", _str(cond.get("reason"))
+            outcome, reason = "succeeded", _text(cond.get("reason"), *path, "reason")
         elif kind == "Failed":
-            outcome, reason = "failed", _str(cond.get("reason"))
-            failed_at = parse_timestamp(cond.get("lastTransitionTime"))
+            outcome, reason = "failed", _text(cond.get("reason"), *path, "reason")
+            failed_at = _time(cond.get("lastTransitionTime"), *path, "lastTransitionTime")
         elif kind == "Suspended":
             suspended = True
     return outcome, reason, failed_at, suspended
@@ -115,36 +206,38 @@ def _terminal(conditions: list[Any]) -> tuple[str, str, float | None, bool]:
 def project_job(raw: RawObject, family_label: str | None = None) -> Job:
     """Project a Job dict into a :class:`Job` record."""
     meta, uid = _meta(raw)
-    spec, status = _map(raw.get("spec")), _map(raw.get("status"))
-    annotations = _map(meta.get("annotations"))
-    name = _str(meta.get("name"))
+    spec, status = _map(raw.get("spec"), "spec"), _map(raw.get("status"), "status")
+    annotations = _map(meta.get("annotations"), "metadata", "annotations")
+    name = _text(meta.get("name"), "metadata", "name", limit=MAX_NAME)
     owner_kind, owner_name, trigger = _owner(meta, name, family_label)
-    outcome, reason, failed_at, suspended_cond = _terminal(_list(status.get("conditions")))
+    outcome, reason, failed_at, suspended_cond = _terminal(status)
     return Job(
         uid=uid,
-        namespace=_str(meta.get("namespace")),
+        namespace=_text(meta.get("namespace"), "metadata", "namespace", limit=MAX_NAME),
         name=name,
         owner_kind=owner_kind,
         owner_name=owner_name,
         trigger=trigger,
-        created=parse_timestamp(meta.get("creationTimestamp")),
-        started=parse_timestamp(status.get("startTime")),
-        completed=parse_timestamp(status.get("completionTime")),
+        created=_time(meta.get("creationTimestamp"), "metadata", "creationTimestamp"),
+        started=_time(status.get("startTime"), "status", "startTime"),
+        completed=_time(status.get("completionTime"), "status", "completionTime"),
         failed_at=failed_at,
         outcome=outcome,
         reason=reason,
-        suspended=spec.get("suspend") is True or suspended_cond,
-        active=_int(status.get("active")) or 0,
-        ready=_int(status.get("ready")),
-        succeeded=_int(status.get("succeeded")) or 0,
-        failed=_int(status.get("failed")) or 0,
-        terminating=_int(status.get("terminating")),
-        completions=_int(spec.get("completions")),
-        parallelism=_int(spec.get("parallelism")),
-        backoff_limit=_int(spec.get("backoffLimit")),
-        active_deadline=_int(spec.get("activeDeadlineSeconds")),
+        suspended=_flag(spec.get("suspend"), "spec", "suspend") or suspended_cond,
+        active=_count(status.get("active"), "status", "active") or 0,
+        ready=_count(status.get("ready"), "status", "ready"),
+        succeeded=_count(status.get("succeeded"), "status", "succeeded") or 0,
+        failed=_count(status.get("failed"), "status", "failed") or 0,
+        terminating=_count(status.get("terminating"), "status", "terminating"),
+        completions=_count(spec.get("completions"), "spec", "completions"),
+        parallelism=_count(spec.get("parallelism"), "spec", "parallelism"),
+        backoff_limit=_count(spec.get("backoffLimit"), "spec", "backoffLimit"),
+        active_deadline=_count(
+            spec.get("activeDeadlineSeconds"), "spec", "activeDeadlineSeconds", limit=INT64
+        ),
         scheduled=parse_timestamp(annotations.get(SCHEDULED_AT)),
-        deleted_at=parse_timestamp(meta.get("deletionTimestamp")),
+        deleted_at=_time(meta.get("deletionTimestamp"), "metadata", "deletionTimestamp"),
         thresholds=read_thresholds(annotations),
     )
 
@@ -152,74 +245,88 @@ def project_job(raw: RawObject, family_label: str | None = None) -> Job:
 def project_cronjob(raw: RawObject) -> CronJob:
     """Project a CronJob dict into a :class:`CronJob` record."""
     meta, uid = _meta(raw)
-    spec, status = _map(raw.get("spec")), _map(raw.get("status"))
-    schedule, timezone = _str(spec.get("schedule")), _str(spec.get("timeZone"))
+    spec, status = _map(raw.get("spec"), "spec"), _map(raw.get("status"), "status")
+    schedule = _text(spec.get("schedule"), "spec", "schedule")
+    timezone = _text(spec.get("timeZone"), "spec", "timeZone", limit=MAX_NAME)
+    policy = _text(spec.get("concurrencyPolicy"), "spec", "concurrencyPolicy")
+    active = status.get("active")
+    if active is not None and not isinstance(active, list):
+        raise _bad(("status", "active"), "a list", active)
     parsed = parse_cached(schedule, timezone)
     return CronJob(
         uid=uid,
-        namespace=_str(meta.get("namespace")),
-        name=_str(meta.get("name")),
+        namespace=_text(meta.get("namespace"), "metadata", "namespace", limit=MAX_NAME),
+        name=_text(meta.get("name"), "metadata", "name", limit=MAX_NAME),
         schedule=schedule,
         timezone=timezone,
         parsed_schedule=None if isinstance(parsed, InvalidSchedule) else parsed,
         schedule_error=str(parsed) if isinstance(parsed, InvalidSchedule) else "",
-        concurrency_policy=_str(spec.get("concurrencyPolicy")) or "Allow",
-        suspended=spec.get("suspend") is True,
-        active=len(_list(status.get("active"))),
-        created=parse_timestamp(meta.get("creationTimestamp")),
-        last_schedule=parse_timestamp(status.get("lastScheduleTime")),
-        last_successful=parse_timestamp(status.get("lastSuccessfulTime")),
-        starting_deadline=_int(spec.get("startingDeadlineSeconds")),
-        thresholds=read_thresholds(_map(meta.get("annotations"))),
+        concurrency_policy=policy or "Allow",
+        suspended=_flag(spec.get("suspend"), "spec", "suspend"),
+        active=len(active or ()),
+        created=_time(meta.get("creationTimestamp"), "metadata", "creationTimestamp"),
+        last_schedule=_time(status.get("lastScheduleTime"), "status", "lastScheduleTime"),
+        last_successful=_time(status.get("lastSuccessfulTime"), "status", "lastSuccessfulTime"),
+        starting_deadline=_count(
+            spec.get("startingDeadlineSeconds"), "spec", "startingDeadlineSeconds", limit=INT64
+        ),
+        thresholds=read_thresholds(_map(meta.get("annotations"), "metadata", "annotations")),
     )
 
 
-def _containers(status: dict[str, Any]) -> list[dict[str, Any]]:
-    """The status of every init and app container, in that order."""
-    both = _list(status.get("initContainerStatuses")) + _list(status.get("containerStatuses"))
-    return [_map(cs) for cs in both]
+def _containers(status: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, status) of every init and app container, in that order."""
+    return [
+        *_maps(status.get("initContainerStatuses"), "status", "initContainerStatuses"),
+        *_maps(status.get("containerStatuses"), "status", "containerStatuses"),
+    ]
 
 
 def _failure_reason(status: dict[str, Any]) -> str:
-    for cs in _containers(status):
-        terminated = _map(_map(cs.get("state")).get("terminated"))
-        if terminated and terminated.get("exitCode") != 0 and terminated.get("reason"):
-            return _str(terminated["reason"])
-    if status.get("reason"):
-        return _str(status["reason"])
-    for cond in _list(status.get("conditions")):
-        cond = _map(cond)
-        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
-            return _str(cond.get("reason")) or "Unknown"
+    for path, cs in _containers(status):
+        state = _map(cs.get("state"), *path, "state")
+        terminated = _map(state.get("terminated"), *path, "state", "terminated")
+        exit_code = _int32(terminated.get("exitCode"), *path, "state", "terminated", "exitCode")
+        reason = _text(terminated.get("reason"), *path, "state", "terminated", "reason")
+        if terminated and exit_code != 0 and reason:
+            return reason
+    if reason := _text(status.get("reason"), "status", "reason"):
+        return reason
+    for path, cond in _maps(status.get("conditions"), "status", "conditions"):
+        disruption = _text(cond.get("type"), *path, "type") == "DisruptionTarget"
+        if disruption and _text(cond.get("status"), *path, "status") == "True":
+            return _text(cond.get("reason"), *path, "reason") or "Unknown"
     return "Unknown"
 
 
 def project_pod(raw: RawObject) -> Pod:
     """Project a Pod dict into a :class:`Pod` record."""
     meta, uid = _meta(raw)
-    status = _map(raw.get("status"))
+    status = _map(raw.get("status"), "status")
     job_uid = ""
-    for ref in _list(meta.get("ownerReferences")):
-        ref = _map(ref)
-        if ref.get("kind") == "Job" and ref.get("controller") is True:
-            job_uid = _str(ref.get("uid"))
+    for path, ref in _maps(meta.get("ownerReferences"), "metadata", "ownerReferences"):
+        kind = _text(ref.get("kind"), *path, "kind")
+        if kind == "Job" and _flag(ref.get("controller"), *path, "controller"):
+            job_uid = _text(ref.get("uid"), *path, "uid", limit=MAX_NAME)
     starts: list[float] = []
     restarts = 0
-    for cs in _containers(status):
-        restarts += _int(cs.get("restartCount")) or 0
-        for state in (_map(cs.get("state")), _map(cs.get("lastState"))):
+    for path, cs in _containers(status):
+        restarts += _count(cs.get("restartCount"), *path, "restartCount") or 0
+        for part in ("state", "lastState"):
+            state = _map(cs.get(part), *path, part)
             for key in ("running", "terminated"):
-                ts = parse_timestamp(_map(state.get(key)).get("startedAt"))
-                if ts is not None:
-                    starts.append(ts)
-    phase = _str(status.get("phase"))
+                started = _map(state.get(key), *path, part, key).get("startedAt")
+                at = _time(started, *path, part, key, "startedAt")
+                if at is not None:
+                    starts.append(at)
+    phase = _text(status.get("phase"), "status", "phase")
     return Pod(
         uid=uid,
-        namespace=_str(meta.get("namespace")),
-        name=_str(meta.get("name")),
+        namespace=_text(meta.get("namespace"), "metadata", "namespace", limit=MAX_NAME),
+        name=_text(meta.get("name"), "metadata", "name", limit=MAX_NAME),
         job_uid=job_uid,
         phase=phase,
-        created=parse_timestamp(meta.get("creationTimestamp")),
+        created=_time(meta.get("creationTimestamp"), "metadata", "creationTimestamp"),
         first_start=min(starts) if starts else None,
         restarts=restarts,
         failure_reason=_failure_reason(status) if phase == "Failed" else "",

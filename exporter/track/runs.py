@@ -307,10 +307,11 @@ class RunTracker:
         """Replay Jobs that had finished before we started, oldest end first (last_* only)."""
         self._jobs_live = True
         for job in sorted(self._startup_finished, key=lambda j: j.end or j.created or 0.0):
-            h = self._history(job.owner_key)
-            if h is not None:
-                self._set_last(h, job, job.outcome, job.end, _duration(job, job.end))
-                self._changes.notify(None, h)
+            with self._health.contained(ErrorKind.SUBSCRIBER, "run start-up", job.uid):
+                h = self._history(job.owner_key)
+                if h is not None:
+                    self._set_last(h, job, job.outcome, job.end, _duration(job, job.end))
+                    self._changes.notify(None, h)
         self._startup_finished.clear()
 
     def job_changed(self, old: Job | None, new: Job | None) -> None:
@@ -375,7 +376,8 @@ class RunTracker:
         if len(done) < len(held):
             self._replacing[key] = [d for d in held if not decided(d)]
         for d in done:
-            self._finish(d.job, "deleted", reason, d.end)
+            with self._health.contained(ErrorKind.INTERNAL, "run tracking", d.job.uid):
+                self._finish(d.job, "deleted", reason, d.end)
         return len(done)
 
     def next_due(self) -> float | None:

@@ -161,8 +161,9 @@ class SlotTracker:
             self._early.clear()  # Jobs whose CronJob is gone: no slot to credit
             now = self._clock()
             for key, state in self.crons.items():
-                self._backfill_cap(state, now)
-                self._resolve(key, state, now)
+                with self._health.contained(ErrorKind.SUBSCRIBER, "slot start-up", "/".join(key)):
+                    self._backfill_cap(state, now)
+                    self._resolve(key, state, now)
                 self._changes.notify(None, state)
             missed = sum(sum(s.missed.values()) for s in self.crons.values())
             logger.info(
@@ -333,7 +334,7 @@ class SlotTracker:
             if state.pending is not None:
                 state.following = schedule.next(state.pending)
             self._prune(state)
-        self._schedule_check(key, state, grace)
+        self._schedule_check(key, state, grace, now)
         if changed:
             self._changes.notify(None, state)
 
@@ -352,8 +353,12 @@ class SlotTracker:
         state.runs = {u: r for u, r in state.runs.items() if r[1] is None or r[1] > cursor}
         state.suspensions = [s for s in state.suspensions if s[1] is None or s[1] > cursor]
 
-    def _schedule_check(self, key: CronKey, state: CronSlots, grace: float) -> None:
-        """Put the time the pending slot can next be decided on the heap."""
+    def _schedule_check(self, key: CronKey, state: CronSlots, grace: float, now: float) -> None:
+        """Put the time the pending slot can next be decided on the heap.
+
+        Never earlier than a second from now: a due time in the past would be popped and
+        pushed again by the same :meth:`tick` forever (whatever a record holds).
+        """
         t = state.pending
         if t is None:
             state.due = None
@@ -361,7 +366,7 @@ class SlotTracker:
         candidates = [state.following + grace] if state.following is not None else []
         if state.cj.starting_deadline is not None:
             candidates.append(t + state.cj.starting_deadline + grace + 1e-3)
-        due = min(candidates) if candidates else None
+        due = max(min(candidates), now + 1.0) if candidates else None
         if due is not None and due != state.due:
             state.due = due
             self._seq += 1
@@ -379,7 +384,8 @@ class SlotTracker:
             if state is None or state.due != due:
                 continue  # deleted, or superseded by a newer entry
             state.due = None
-            self._resolve(key, state, now)
+            with self._health.contained(ErrorKind.INTERNAL, "slot tracking", "/".join(key)):
+                self._resolve(key, state, now)
             looked += 1
         return looked
 

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.health.state import ErrorKind, Health
 from exporter.metrics.exposition import (
+    Group,
+    Identity,
+    LiveFamily,
+    RenderedFamilies,
     escape_label_value,
     format_value,
     header,
@@ -73,3 +80,34 @@ def test_counter_headers_differ_by_format() -> None:
     assert header("x_total", "h", "counter", openmetrics=True) == (
         b"# HELP x h\n# TYPE x counter\n"
     )
+
+
+def test_a_live_value_that_fails_loses_only_its_own_line(caplog: pytest.LogCaptureFixture) -> None:
+    @dataclass(frozen=True)
+    class Thing:
+        uid: str
+        namespace: str = "n"
+
+    def value(thing: Thing, now: float) -> float:
+        if thing.uid == "bad":
+            raise OverflowError("a bug")
+        return 1.0
+
+    group: Group[Thing] = Group(
+        Identity(("thing",), lambda t: (t.uid,)),
+        (),
+        (LiveFamily("t_seconds", "gauge", "t", value, applies=lambda t: True),),
+    )
+    health = Health()
+    renderer = RenderedFamilies(group, health)
+    for uid in ("a", "bad", "b"):
+        renderer.changed(None, Thing(uid))
+    for _ in range(2):
+        out: list[bytes] = []
+        renderer.write(out)
+    assert b"".join(out).decode().splitlines()[2:] == [
+        't_seconds{thing="a"} 1',
+        't_seconds{thing="b"} 1',
+    ]
+    assert health.errors == {ErrorKind.INTERNAL: 2}  # counted per scrape ...
+    assert len([r for r in caplog.records if "t_seconds" in r.getMessage()]) == 1  # logged once

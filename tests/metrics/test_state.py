@@ -23,11 +23,11 @@ def scrape(renderer: RenderedFamilies[Any]) -> str:
 
 
 def job_renderer(now: float = NOW) -> RenderedFamilies[Job]:
-    return RenderedFamilies(state.JOB, lambda: now)
+    return RenderedFamilies(state.JOB, Health(), lambda: now)
 
 
 def cronjob_renderer() -> RenderedFamilies[CronJob]:
-    return RenderedFamilies(state.CRONJOB)
+    return RenderedFamilies(state.CRONJOB, Health())
 
 
 def series(text: str) -> list[str]:
@@ -185,7 +185,7 @@ def test_cronjob_with_only_required_fields() -> None:
 
 def test_finished_retained_counts_per_owner_and_follows_deletions() -> None:
     owners = OwnerIndex(Health())
-    retained = RenderedFamilies(state.RETAINED)
+    retained = RenderedFamilies(state.RETAINED, Health())
     owners.subscribe(retained.changed)
 
     def job(uid: str, owner: str, finished: bool = True) -> Job:

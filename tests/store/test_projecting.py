@@ -115,24 +115,77 @@ def test_suspended_and_pending_states() -> None:
     assert project_job({"metadata": meta(), "status": {"active": 1, "ready": 0}}).state == "pending"
 
 
+def job_with(path: str, value: Any) -> dict[str, Any]:
+    """A valid Job with the field at a dotted ``path`` (``[i]`` for list items) set."""
+    body: dict[str, Any] = {
+        "metadata": meta(creationTimestamp="2026-01-01T00:00:00Z"),
+        "spec": {"completions": 1},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}], "active": 0},
+    }
+    *parents, last = path.split(".")
+    node: Any = body
+    for part in parents:
+        name, _, index = part.partition("[")
+        node = node.setdefault(name, {})
+        if index:
+            node = node[int(index.rstrip("]"))]
+    node[last] = value
+    return body
+
+
 @pytest.mark.parametrize(
-    "raw",
+    ("path", "value"),
     [
-        {"metadata": meta(), "spec": None, "status": "garbage"},
-        {
-            "metadata": meta(ownerReferences="nope", annotations=[1, 2]),
-            "status": {
-                "conditions": [None, "x", {"type": "Complete"}],
-                "active": "3",
-                "ready": True,
-                "startTime": "not a time",
-            },
-        },
+        ("status", "garbage"),  # a container of the wrong type
+        ("metadata.ownerReferences", "nope"),
+        ("status.conditions[0].status", 1),
+        ("status.active", "3"),  # a scalar of the wrong type
+        ("status.ready", True),
+        ("status.failed", -9_000_000_000_000_000_000),  # a negative count
+        ("status.succeeded", 2**31),  # beyond int32
+        ("spec.activeDeadlineSeconds", int("9" * 401)),
+        ("status.startTime", "not a time"),
+        ("status.startTime", "9999-12-31T23:59:59Z"),  # later than any cluster
+        ("metadata.creationTimestamp", "1969-12-31T23:59:59Z"),
+        ("metadata.name", 5),  # a label value that is not a string
+        ("metadata.namespace", "a\ud800"),  # not valid Unicode
+        ("metadata.name", "x" * 254),  # longer than any object name
+        ("status.conditions[0].reason", "R" * 1025),
+        ("spec.suspend", "yes"),
     ],
 )
-def test_mistyped_fields_degrade_to_absent(raw: dict[str, Any]) -> None:
-    job = project_job(raw)
-    assert (job.active, job.ready, job.started, job.outcome) == (0, None, None, "")
+def test_what_the_api_could_never_send_makes_the_object_bad(path: str, value: Any) -> None:
+    field = path.replace("[0]", "").split(".")[-1]
+    with pytest.raises(BadObject, match=field):
+        project_job(job_with(path, value))
+
+
+def test_absent_optional_fields_are_fine() -> None:
+    job = project_job({"metadata": meta(), "spec": None, "status": None})
+    assert (job.active, job.ready, job.started, job.outcome, job.created) == (
+        0,
+        None,
+        None,
+        "",
+        None,
+    )
+
+
+def test_people_write_annotations_so_a_bad_one_never_drops_the_object() -> None:
+    job = project_job(
+        job_with(
+            "metadata.annotations",
+            {
+                "batch.kubernetes.io/cronjob-scheduled-timestamp": "not a time",
+                "kube-batch-exporter/max-duration": "soon",
+                "other": ["any", "thing"],
+            },
+        )
+    )
+    assert job.scheduled is None
+    assert job.thresholds.problems == (
+        ("kube-batch-exporter/max-duration", "not a Go duration: 'soon'"),
+    )
 
 
 def test_object_without_uid_is_rejected() -> None:

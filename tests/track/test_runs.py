@@ -498,3 +498,32 @@ def test_jobs_managed_by_another_controller_are_still_counted() -> None:
         == 1
     )
     assert list(w.runs.histories) == [("ns", "Job", "mk")]
+
+
+def test_a_pod_with_an_absurd_restart_count_loses_only_itself() -> None:
+    # once: the Pod's OverflowError kept its owner's valid failed run from last_run_success
+    w = world()
+    w.start()
+    w.jobs.upsert(running())
+    huge = pod("p1", restarts=int("9" * 401))
+    w.pods.upsert(huge)
+    w.jobs.upsert(failed())
+    assert last_and_streak(w) == (0, 1)
+    assert w.health.errors == {ErrorKind.BAD_OBJECT: 1}
+
+
+def test_one_job_failing_at_start_up_does_not_stop_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = world()
+    set_last = w.runs._set_last
+
+    def broken(h: Any, job: Any, *rest: Any) -> None:
+        if job.uid == "bad":
+            raise RuntimeError("a bug")
+        set_last(h, job, *rest)
+
+    monkeypatch.setattr(w.runs, "_set_last", broken)
+    w.start(jobs=[failed(end=100, uid="bad", name="bad"), complete(end=200, uid="ok", name="ok")])
+    assert value(w, "kube_batch_last_success_timestamp_seconds") == T0 + 200
+    assert w.health.errors == {ErrorKind.SUBSCRIBER: 1}

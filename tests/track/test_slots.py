@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from exporter.health.state import ErrorKind
 from exporter.metrics import slots
+from exporter.store.projecting import project_cronjob
 from tests.world import T0, Series, World, ts
 
 CRONJOB = ("namespace", "cronjob")
@@ -235,3 +237,44 @@ def test_an_unusable_schedule_is_reported_once_per_change(
         "unknown time zone 'Mars/Base'",
     ]
     assert missed(w.at(3600)) == NONE  # an unusable schedule has no slot to miss
+
+
+@pytest.mark.timeout(10)
+def test_a_negative_starting_deadline_neither_hangs_nor_is_trusted() -> None:
+    # once: tick() re-queued a due time in the past forever; the process never answered again
+    w = World(now=3605)
+    w.start([cronjob(startingDeadlineSeconds=-3600, last=3600)])
+    assert w.health.errors == {ErrorKind.BAD_OBJECT: 1}  # the API could never send it
+    # and even a record that holds one (whatever the edge lets through) cannot loop
+    record = dataclasses.replace(
+        project_cronjob(cronjob(last=3600)), uid="other", name="other", starting_deadline=-3600
+    )
+    w.slots.cronjob_changed(None, record)
+    assert w.at(3606).slots.tick() <= 1
+    assert w.at(3900).slots.next_due() is not None
+
+
+def test_one_cronjob_failing_at_start_up_does_not_stop_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = World(now=1000)
+    backfill = w.slots._backfill_cap
+
+    def broken(state: Any, now: float) -> None:
+        if state.cj.name == "bad":
+            raise RuntimeError("a bug")
+        backfill(state, now)
+
+    monkeypatch.setattr(w.slots, "_backfill_cap", broken)
+    bad = cronjob()
+    bad["metadata"] = {**bad["metadata"], "uid": "b", "name": "bad"}
+    w.start([bad, cronjob()])
+    series = w.series(slots.SLOTS)
+    missed_by = {
+        dict(labels)["cronjob"]: v
+        for (name, labels), v in series.items()
+        if name == "kube_batch_cronjob_missed_schedules_total"
+        and dict(labels)["reason"] == "not_started"
+    }
+    assert missed_by == {"bad": 0, "backup": 2}  # decided, although "bad" failed before it
+    assert w.health.errors == {ErrorKind.SUBSCRIBER: 1}
