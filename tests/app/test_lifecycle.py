@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -15,10 +14,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app.lifecycle import serve
 from exporter.cli import parse_settings
+from tests.app.running import Exporter, all_watching, eventually, running_exporter
 from tests.cluster.controlplane import free_port
 from tests.fakeapi import CLOSE, FakeApiServer, Fault, job
 
@@ -61,43 +60,6 @@ def populate(fake: FakeApiServer) -> list[dict[str, Any]]:
             },
         )
     return jobs
-
-
-class Exporter:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    async def get(self, path: str, **headers: str) -> tuple[int, str, str]:
-        async with aiohttp.ClientSession() as s, s.get(self.url + path, headers=headers) as r:
-            return r.status, r.headers.get("Content-Type", ""), await r.text()
-
-    async def families(self) -> dict[str, Any]:
-        _, _, text = await self.get("/metrics")
-        return {f.name: f for f in text_string_to_metric_families(text)}
-
-    async def series(self, name: str) -> list[dict[str, str]]:
-        fams = await self.families()
-        return [s.labels for s in fams[name].samples] if name in fams else []
-
-
-@contextlib.asynccontextmanager
-async def running_exporter(kubeconfig_path: Path) -> AsyncIterator[Exporter]:
-    """The exporter served in-process on a free port; it must stop cleanly within 5 s."""
-    port = free_port()
-    settings = parse_settings(
-        ["--kubeconfig", str(kubeconfig_path), "--listen", f"127.0.0.1:{port}"], environ={}
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
-    try:
-        yield Exporter(f"http://127.0.0.1:{port}")
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(task, 5) == 0
-
-
-def all_watching(fake: FakeApiServer) -> bool:
-    return all(fake.open_streams(r) for r in ("jobs", "cronjobs", "pods"))
 
 
 @pytest.fixture
@@ -245,14 +207,6 @@ async def test_cli_exits_cleanly_on_sigterm_within_5s(
     assert proc.stderr is not None
     log = (await proc.stderr.read()).decode()
     assert '"msg": "stopping"' in log
-
-
-async def eventually(predicate: Any, timeout: float = 10.0) -> None:
-    """Poll an observable condition (an HTTP endpoint has no change notification)."""
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
-        await asyncio.sleep(0.02)
 
 
 async def test_an_unusable_web_config_stops_start_up_with_a_clear_error(
