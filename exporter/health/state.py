@@ -143,6 +143,17 @@ class Health:
         """``key`` is fine again (or gone): a new problem of it will be logged again."""
         self.reported.get(kind, set()).discard(key)
 
+    def survived(self, kind: ErrorKind, what: str, key: str) -> None:
+        """Count a bug met in ``what`` on one object (``key``); log it once per object.
+
+        Call it from the ``except`` block, so the log line carries the traceback. Hot paths
+        use it directly (a ``try`` costs nothing until something raises); the others use
+        :meth:`contained`.
+        """
+        self.count(kind)
+        if self.first_report(kind, f"{what}\x00{key}"):
+            logger.exception("%s failed on %s (logged once per object)", what, ascii(key))
+
     @contextmanager
     def contained(self, kind: ErrorKind, what: str, key: str) -> Iterator[None]:
         """Run work on one object: a bug in it is counted and logged once per object.
@@ -152,9 +163,7 @@ class Health:
         try:
             yield
         except Exception:
-            self.count(kind)
-            if self.first_report(kind, f"{what}\x00{key}"):
-                logger.exception("%s failed on %s (logged once per object)", what, ascii(key))
+            self.survived(kind, what, key)
 
     def problems(self) -> list[str]:
         """Why the exporter is not ready, in words; empty when it is.

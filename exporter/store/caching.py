@@ -63,11 +63,13 @@ class Publisher(Generic[R]):
 
     def notify(self, old: R | None, new: R | None) -> None:
         """Tell every subscriber about one change."""
-        changed = new if new is not None else old
-        uid = changed.uid if changed is not None else "?"
         for name, subscriber in self._subscribers:
-            with self._health.contained(ErrorKind.SUBSCRIBER, name, uid):
+            try:
                 subscriber(old, new)
+            except Exception:  # one subscriber's bug must not starve the others
+                changed = new if new is not None else old
+                uid = changed.uid if changed is not None else "?"
+                self._health.survived(ErrorKind.SUBSCRIBER, name, uid)
 
 
 class ObjectCache(Generic[R]):
@@ -120,7 +122,7 @@ class ObjectCache(Generic[R]):
             return
         if final is not None and self.records.get(uid) is not None:
             self._put(final)
-        self._health.forget_report(ErrorKind.BAD_OBJECT, f"{self.resource}/{uid}")
+        self._health.forget_report(ErrorKind.BAD_OBJECT, self._key(uid))
         old = self.records.pop(uid, None)
         if old is not None:
             self._changes.notify(old, None)
@@ -132,20 +134,23 @@ class ObjectCache(Generic[R]):
 
     def _safe_project(self, raw: RawObject) -> R | None:
         """The record of ``raw``, or None (reported once per object) when it is bad."""
-        uid = uid_of(raw)
-        key = f"{self.resource}/{uid}"
-        with self._health.contained(ErrorKind.INTERNAL, f"projecting {self.resource}", key):
-            try:
-                record = self._project(raw)
-            except BadObject as exc:
-                if uid is None or self._health.first_report(ErrorKind.BAD_OBJECT, key):
-                    self._health.count(ErrorKind.BAD_OBJECT)
-                    logger.warning("skipping %s %s: %s", self.resource, _where(raw), exc)
-                return None
-            if self._health.reported.get(ErrorKind.BAD_OBJECT):
-                self._health.forget_report(ErrorKind.BAD_OBJECT, key)
-            return record
-        return None  # a bug in projection: contained, only this object is lost
+        try:
+            record = self._project(raw)
+        except BadObject as exc:
+            uid = uid_of(raw)
+            if uid is None or self._health.first_report(ErrorKind.BAD_OBJECT, self._key(uid)):
+                self._health.count(ErrorKind.BAD_OBJECT)
+                logger.warning("skipping %s %s: %s", self.resource, _where(raw), exc)
+            return None
+        except Exception:  # a bug in projection: only this object is lost
+            self._health.survived(ErrorKind.INTERNAL, "projecting", self._key(uid_of(raw)))
+            return None
+        if self._health.reported.get(ErrorKind.BAD_OBJECT):
+            self._health.forget_report(ErrorKind.BAD_OBJECT, self._key(record.uid))
+        return record
+
+    def _key(self, uid: str | None) -> str:
+        return f"{self.resource}/{uid}"
 
     def _put(self, new: R) -> None:
         old = self.records.get(new.uid)

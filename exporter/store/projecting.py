@@ -1,12 +1,13 @@
 """Raw API dicts in, records out: the only place that reads object bodies, and its checks.
 
 This is the exporter's edge, so it is where input is validated, once. A field it reads that
-holds what the API server could never send makes the whole object *bad* (:class:`BadObject`, whose message names the
-field): a scalar of the wrong JSON type, an integer outside its Go type or a negative count,
-a timestamp outside 1970-3000, a string that is too long or not valid Unicode, a container
-of the wrong type. A bad object is skipped whole rather than half-trusted: every layer
-behind the edge can rely on its records (counts are small and non-negative, times are
-sane, every string encodes). Absent optional fields are fine and become None/0/"".
+holds what the API server could never send makes the whole object *bad* (:class:`BadObject`,
+whose message names the field): a scalar of the wrong JSON type, an integer outside its Go
+type or a negative count, a timestamp outside 1970-3000, a string that is too long or not
+valid Unicode, a container of the wrong type. A bad object is skipped whole rather than
+half-trusted: every layer behind the edge can rely on its records (counts are small and
+non-negative, times are sane, every string encodes). Absent optional fields are fine and
+become None/0/"".
 
 Annotations are the exception: people write them, so an unusable threshold or scheduled-time
 annotation is ignored (thresholds are reported as ``bad_annotation``), never a reason to drop
