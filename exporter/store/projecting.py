@@ -54,67 +54,68 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-Path = tuple[str | int, ...]
-"""Where a value sits in the object, e.g. ``("status", "conditions", 2, "reason")``; joined
-into words only when the value is refused, so a valid object pays nothing for it."""
-
-
-def _bad(path: Path, what: str, value: object) -> BadObject:
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+def _bad(where: str, what: str, value: object) -> BadObject:
     return BadObject(f"{where} is not {what}: {_show(value)}")
 
 
-def _map(value: object, *path: str | int) -> dict[str, Any]:
+# Each check takes the field's path as one constant string (``[]`` for any list item), so a
+# valid object pays nothing for the words of an error it does not have.
+
+
+def _map(value: object, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _bad(path, "an object", value)
+        raise _bad(where, "an object", value)
     return value
 
 
-def _maps(value: object, *path: str | int) -> list[tuple[Path, dict[str, Any]]]:
-    """(path, item) of a list of objects."""
+def _maps(value: object, where: str) -> list[dict[str, Any]]:
+    """A list of objects (``where`` names the list)."""
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _bad(path, "a list", value)
-    return [((*path, i), _map(item, *path, i)) for i, item in enumerate(value)]
+        raise _bad(where, "a list", value)
+    for item in value:
+        if not isinstance(item, dict):
+            raise _bad(where + "[]", "an object", item)
+    return value
 
 
-def _count(value: object, *path: str | int, limit: int = INT32) -> int | None:
+def _count(value: object, where: str, limit: int = INT32) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
-        raise _bad(path, "a count", value)
+        raise _bad(where, "a count", value)
     return value
 
 
-def _int32(value: object, *path: str | int) -> int | None:
+def _int32(value: object, where: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not -INT32 - 1 <= value <= INT32:
-        raise _bad(path, "an int32", value)
+        raise _bad(where, "an int32", value)
     return value
 
 
-def _flag(value: object, *path: str | int) -> bool:
+def _flag(value: object, where: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise _bad(path, "a boolean", value)
+        raise _bad(where, "a boolean", value)
     return value
 
 
-def _text(value: object, *path: str | int, limit: int = MAX_TEXT) -> str:
+def _text(value: object, where: str, limit: int = MAX_TEXT) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > limit:
-        raise _bad(path, f"a string of at most {limit} characters", value)
+        raise _bad(where, f"a string of at most {limit} characters", value)
     if not value.isascii():  # names, reasons and schedules almost always are
         try:
             value.encode()
         except UnicodeEncodeError:
-            raise _bad(path, "valid Unicode", value) from None
+            raise _bad(where, "valid Unicode", value) from None
     # intern: namespaces, owner names and reasons repeat across thousands of objects
     return sys.intern(value)
 
@@ -130,12 +131,12 @@ def parse_timestamp(text: object) -> float | None:
     return seconds if 0 <= seconds < LATEST else None
 
 
-def _time(value: object, *path: str | int) -> float | None:
+def _time(value: object, where: str) -> float | None:
     if value is None:
         return None
     seconds = parse_timestamp(value)
     if seconds is None:
-        raise _bad(path, "a time between 1970 and 3000", value)
+        raise _bad(where, "a time between 1970 and 3000", value)
     return seconds
 
 
@@ -152,7 +153,7 @@ def _meta(raw: RawObject) -> tuple[dict[str, Any], str]:
     if not isinstance(raw, dict):
         raise BadObject("not an object")
     meta = _map(raw.get("metadata"), "metadata")
-    uid = _text(meta.get("uid"), "metadata", "uid", limit=MAX_NAME)
+    uid = _text(meta.get("uid"), "metadata.uid", limit=MAX_NAME)
     if not uid:
         raise BadObject("object without metadata.uid")
     return meta, uid
@@ -164,19 +165,19 @@ def _owner(
     family_label: str | None,
 ) -> tuple[str, str, str]:
     """Return (owner_kind, owner_name, trigger) per contract §1."""
-    annotations = _map(meta.get("annotations"), "metadata", "annotations")
-    for path, ref in _maps(meta.get("ownerReferences"), "metadata", "ownerReferences"):
-        if _text(ref.get("kind"), *path, "kind") == "CronJob":
-            owner = _text(ref.get("name"), *path, "name", limit=MAX_NAME)
-            controller = _flag(ref.get("controller"), *path, "controller")
+    annotations = _map(meta.get("annotations"), "metadata.annotations")
+    for ref in _maps(meta.get("ownerReferences"), "metadata.ownerReferences"):
+        if _text(ref.get("kind"), "metadata.ownerReferences[].kind") == "CronJob":
+            owner = _text(ref.get("name"), "metadata.ownerReferences[].name", limit=MAX_NAME)
+            controller = _flag(ref.get("controller"), "metadata.ownerReferences[].controller")
             manual = annotations.get(INSTANTIATE) == "manual" or not controller
             return "CronJob", owner, "manual" if manual else "schedule"
-    generate_name = _text(meta.get("generateName"), "metadata", "generateName", limit=MAX_NAME)
+    generate_name = _text(meta.get("generateName"), "metadata.generateName", limit=MAX_NAME)
     if generate_name.rstrip("-"):
         return "Job", sys.intern(generate_name.rstrip("-")), "direct"
     if family_label:
-        labels = _map(meta.get("labels"), "metadata", "labels")
-        value = _text(labels.get(family_label), "metadata", "labels", family_label)
+        labels = _map(meta.get("labels"), "metadata.labels")
+        value = _text(labels.get(family_label), "metadata.labels[--job-family-label]")
         if value:
             return "Job", value, "direct"
     return "Job", name, "direct"
@@ -190,15 +191,17 @@ def _terminal(status: dict[str, Any]) -> tuple[str, str, float | None, bool]:
     conditions is never relied on.
     """
     outcome, reason, failed_at, suspended = "", "", None, False
-    for path, cond in _maps(status.get("conditions"), "status", "conditions"):
-        if _text(cond.get("status"), *path, "status") != "True":
+    for cond in _maps(status.get("conditions"), "status.conditions"):
+        if _text(cond.get("status"), "status.conditions[].status") != "True":
             continue
-        kind = _text(cond.get("type"), *path, "type")
+        kind = _text(cond.get("type"), "status.conditions[].type")
         if kind == "Complete":
-            outcome, reason = "succeeded", _text(cond.get("reason"), *path, "reason")
+            outcome, reason = "succeeded", _text(cond.get("reason"), "status.conditions[].reason")
         elif kind == "Failed":
-            outcome, reason = "failed", _text(cond.get("reason"), *path, "reason")
-            failed_at = _time(cond.get("lastTransitionTime"), *path, "lastTransitionTime")
+            outcome, reason = "failed", _text(cond.get("reason"), "status.conditions[].reason")
+            failed_at = _time(
+                cond.get("lastTransitionTime"), "status.conditions[].lastTransitionTime"
+            )
         elif kind == "Suspended":
             suspended = True
     return outcome, reason, failed_at, suspended
@@ -208,37 +211,37 @@ def project_job(raw: RawObject, family_label: str | None = None) -> Job:
     """Project a Job dict into a :class:`Job` record."""
     meta, uid = _meta(raw)
     spec, status = _map(raw.get("spec"), "spec"), _map(raw.get("status"), "status")
-    annotations = _map(meta.get("annotations"), "metadata", "annotations")
-    name = _text(meta.get("name"), "metadata", "name", limit=MAX_NAME)
+    annotations = _map(meta.get("annotations"), "metadata.annotations")
+    name = _text(meta.get("name"), "metadata.name", limit=MAX_NAME)
     owner_kind, owner_name, trigger = _owner(meta, name, family_label)
     outcome, reason, failed_at, suspended_cond = _terminal(status)
     return Job(
         uid=uid,
-        namespace=_text(meta.get("namespace"), "metadata", "namespace", limit=MAX_NAME),
+        namespace=_text(meta.get("namespace"), "metadata.namespace", limit=MAX_NAME),
         name=name,
         owner_kind=owner_kind,
         owner_name=owner_name,
         trigger=trigger,
-        created=_time(meta.get("creationTimestamp"), "metadata", "creationTimestamp"),
-        started=_time(status.get("startTime"), "status", "startTime"),
-        completed=_time(status.get("completionTime"), "status", "completionTime"),
+        created=_time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
+        started=_time(status.get("startTime"), "status.startTime"),
+        completed=_time(status.get("completionTime"), "status.completionTime"),
         failed_at=failed_at,
         outcome=outcome,
         reason=reason,
-        suspended=_flag(spec.get("suspend"), "spec", "suspend") or suspended_cond,
-        active=_count(status.get("active"), "status", "active") or 0,
-        ready=_count(status.get("ready"), "status", "ready"),
-        succeeded=_count(status.get("succeeded"), "status", "succeeded") or 0,
-        failed=_count(status.get("failed"), "status", "failed") or 0,
-        terminating=_count(status.get("terminating"), "status", "terminating"),
-        completions=_count(spec.get("completions"), "spec", "completions"),
-        parallelism=_count(spec.get("parallelism"), "spec", "parallelism"),
-        backoff_limit=_count(spec.get("backoffLimit"), "spec", "backoffLimit"),
+        suspended=_flag(spec.get("suspend"), "spec.suspend") or suspended_cond,
+        active=_count(status.get("active"), "status.active") or 0,
+        ready=_count(status.get("ready"), "status.ready"),
+        succeeded=_count(status.get("succeeded"), "status.succeeded") or 0,
+        failed=_count(status.get("failed"), "status.failed") or 0,
+        terminating=_count(status.get("terminating"), "status.terminating"),
+        completions=_count(spec.get("completions"), "spec.completions"),
+        parallelism=_count(spec.get("parallelism"), "spec.parallelism"),
+        backoff_limit=_count(spec.get("backoffLimit"), "spec.backoffLimit"),
         active_deadline=_count(
-            spec.get("activeDeadlineSeconds"), "spec", "activeDeadlineSeconds", limit=INT64
+            spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds", limit=INT64
         ),
         scheduled=parse_timestamp(annotations.get(SCHEDULED_AT)),
-        deleted_at=_time(meta.get("deletionTimestamp"), "metadata", "deletionTimestamp"),
+        deleted_at=_time(meta.get("deletionTimestamp"), "metadata.deletionTimestamp"),
         thresholds=read_thresholds(annotations),
     )
 
@@ -247,56 +250,54 @@ def project_cronjob(raw: RawObject) -> CronJob:
     """Project a CronJob dict into a :class:`CronJob` record."""
     meta, uid = _meta(raw)
     spec, status = _map(raw.get("spec"), "spec"), _map(raw.get("status"), "status")
-    schedule = _text(spec.get("schedule"), "spec", "schedule")
-    timezone = _text(spec.get("timeZone"), "spec", "timeZone", limit=MAX_NAME)
-    policy = _text(spec.get("concurrencyPolicy"), "spec", "concurrencyPolicy")
+    schedule = _text(spec.get("schedule"), "spec.schedule")
+    timezone = _text(spec.get("timeZone"), "spec.timeZone", limit=MAX_NAME)
+    policy = _text(spec.get("concurrencyPolicy"), "spec.concurrencyPolicy")
     active = status.get("active")
     if active is not None and not isinstance(active, list):
-        raise _bad(("status", "active"), "a list", active)
+        raise _bad("status.active", "a list", active)
     parsed = parse_cached(schedule, timezone)
     return CronJob(
         uid=uid,
-        namespace=_text(meta.get("namespace"), "metadata", "namespace", limit=MAX_NAME),
-        name=_text(meta.get("name"), "metadata", "name", limit=MAX_NAME),
+        namespace=_text(meta.get("namespace"), "metadata.namespace", limit=MAX_NAME),
+        name=_text(meta.get("name"), "metadata.name", limit=MAX_NAME),
         schedule=schedule,
         timezone=timezone,
         parsed_schedule=None if isinstance(parsed, InvalidSchedule) else parsed,
         schedule_error=str(parsed) if isinstance(parsed, InvalidSchedule) else "",
         concurrency_policy=policy or "Allow",
-        suspended=_flag(spec.get("suspend"), "spec", "suspend"),
+        suspended=_flag(spec.get("suspend"), "spec.suspend"),
         active=len(active or ()),
-        created=_time(meta.get("creationTimestamp"), "metadata", "creationTimestamp"),
-        last_schedule=_time(status.get("lastScheduleTime"), "status", "lastScheduleTime"),
-        last_successful=_time(status.get("lastSuccessfulTime"), "status", "lastSuccessfulTime"),
+        created=_time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
+        last_schedule=_time(status.get("lastScheduleTime"), "status.lastScheduleTime"),
+        last_successful=_time(status.get("lastSuccessfulTime"), "status.lastSuccessfulTime"),
         starting_deadline=_count(
-            spec.get("startingDeadlineSeconds"), "spec", "startingDeadlineSeconds", limit=INT64
+            spec.get("startingDeadlineSeconds"), "spec.startingDeadlineSeconds", limit=INT64
         ),
-        thresholds=read_thresholds(_map(meta.get("annotations"), "metadata", "annotations")),
+        thresholds=read_thresholds(_map(meta.get("annotations"), "metadata.annotations")),
     )
 
 
-def _containers(status: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
-    """(path, status) of every init and app container, in that order."""
-    return [
-        *_maps(status.get("initContainerStatuses"), "status", "initContainerStatuses"),
-        *_maps(status.get("containerStatuses"), "status", "containerStatuses"),
-    ]
+def _containers(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """The status of every init and app container, in that order."""
+    init = _maps(status.get("initContainerStatuses"), "status.initContainerStatuses")
+    return init + _maps(status.get("containerStatuses"), "status.containerStatuses")
 
 
 def _failure_reason(status: dict[str, Any]) -> str:
-    for path, cs in _containers(status):
-        state = _map(cs.get("state"), *path, "state")
-        terminated = _map(state.get("terminated"), *path, "state", "terminated")
-        exit_code = _int32(terminated.get("exitCode"), *path, "state", "terminated", "exitCode")
-        reason = _text(terminated.get("reason"), *path, "state", "terminated", "reason")
+    for cs in _containers(status):
+        state = _map(cs.get("state"), "status.containerStatuses[].state")
+        terminated = _map(state.get("terminated"), "status.containerStatuses[].state.terminated")
+        exit_code = _int32(terminated.get("exitCode"), "status.containerStatuses[].exitCode")
+        reason = _text(terminated.get("reason"), "status.containerStatuses[].reason")
         if terminated and exit_code != 0 and reason:
             return reason
-    if reason := _text(status.get("reason"), "status", "reason"):
+    if reason := _text(status.get("reason"), "status.reason"):
         return reason
-    for path, cond in _maps(status.get("conditions"), "status", "conditions"):
-        disruption = _text(cond.get("type"), *path, "type") == "DisruptionTarget"
-        if disruption and _text(cond.get("status"), *path, "status") == "True":
-            return _text(cond.get("reason"), *path, "reason") or "Unknown"
+    for cond in _maps(status.get("conditions"), "status.conditions"):
+        disruption = _text(cond.get("type"), "status.conditions[].type") == "DisruptionTarget"
+        if disruption and _text(cond.get("status"), "status.conditions[].status") == "True":
+            return _text(cond.get("reason"), "status.conditions[].reason") or "Unknown"
     return "Unknown"
 
 
@@ -305,29 +306,29 @@ def project_pod(raw: RawObject) -> Pod:
     meta, uid = _meta(raw)
     status = _map(raw.get("status"), "status")
     job_uid = ""
-    for path, ref in _maps(meta.get("ownerReferences"), "metadata", "ownerReferences"):
-        kind = _text(ref.get("kind"), *path, "kind")
-        if kind == "Job" and _flag(ref.get("controller"), *path, "controller"):
-            job_uid = _text(ref.get("uid"), *path, "uid", limit=MAX_NAME)
+    for ref in _maps(meta.get("ownerReferences"), "metadata.ownerReferences"):
+        kind = _text(ref.get("kind"), "metadata.ownerReferences[].kind")
+        if kind == "Job" and _flag(ref.get("controller"), "metadata.ownerReferences[].controller"):
+            job_uid = _text(ref.get("uid"), "metadata.ownerReferences[].uid", limit=MAX_NAME)
     starts: list[float] = []
     restarts = 0
-    for path, cs in _containers(status):
-        restarts += _count(cs.get("restartCount"), *path, "restartCount") or 0
+    for cs in _containers(status):
+        restarts += _count(cs.get("restartCount"), "status.containerStatuses[].restartCount") or 0
         for part in ("state", "lastState"):
-            state = _map(cs.get(part), *path, part)
+            state = _map(cs.get(part), "status.containerStatuses[].state")
             for key in ("running", "terminated"):
-                started = _map(state.get(key), *path, part, key).get("startedAt")
-                at = _time(started, *path, part, key, "startedAt")
+                started = _map(state.get(key), "status.containerStatuses[].state").get("startedAt")
+                at = _time(started, "status.containerStatuses[].startedAt")
                 if at is not None:
                     starts.append(at)
-    phase = _text(status.get("phase"), "status", "phase")
+    phase = _text(status.get("phase"), "status.phase")
     return Pod(
         uid=uid,
-        namespace=_text(meta.get("namespace"), "metadata", "namespace", limit=MAX_NAME),
-        name=_text(meta.get("name"), "metadata", "name", limit=MAX_NAME),
+        namespace=_text(meta.get("namespace"), "metadata.namespace", limit=MAX_NAME),
+        name=_text(meta.get("name"), "metadata.name", limit=MAX_NAME),
         job_uid=job_uid,
         phase=phase,
-        created=_time(meta.get("creationTimestamp"), "metadata", "creationTimestamp"),
+        created=_time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
         first_start=min(starts) if starts else None,
         restarts=restarts,
         failure_reason=_failure_reason(status) if phase == "Failed" else "",
