@@ -44,6 +44,11 @@ from exporter.track.histogram import Histogram
 logger = logging.getLogger(__name__)
 
 REASONS = ("not_started", "concurrency_forbid", "suspended")
+MAX_EARLY_JOBS = 10000
+"""Jobs kept while their CronJob has not been seen (a memory bound, like the run tracker's
+parked Pods)."""
+EARLY_KEEP_SECONDS = 600.0
+"""How long a Job waits for its CronJob's event; it comes within seconds when it comes."""
 LAG_BUCKETS: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 """Buckets of ``kube_batch_cronjob_schedule_lag_seconds`` (documented in docs/metrics.md)."""
 _NAME_SUFFIX = re.compile(r"-(\d{6,12})$")
@@ -129,8 +134,12 @@ class SlotTracker:
         self._clock = clock
         self._started = clock()
         self.crons: dict[CronKey, CronSlots] = {}
-        self._early: dict[CronKey, list[Job]] = {}
-        """Jobs seen before their CronJob (the two LISTs are not ordered)."""
+        self._early: dict[CronKey, dict[str, tuple[float, Job]]] = {}
+        """Jobs seen before their CronJob, by UID, with when they were seen (the two watches
+        are not ordered). A Job stays even if deleted (its slot ran) but only for
+        :data:`EARLY_KEEP_SECONDS`: the Jobs of a CronJob that never appears (deleted with
+        ``--cascade=orphan``) must not make it grow forever."""
+        self._next_prune = 0.0
         self._heap: list[tuple[float, int, CronKey]] = []
         self._seq = 0
         self._live = False
@@ -191,7 +200,7 @@ class SlotTracker:
             if new.suspended:  # before start-up, slots take the state at start-up
                 state.suspensions.append((float("-inf") if not self._live else now, None))
             self.crons[key] = state
-            for job in self._early.pop(key, ()):
+            for _, job in self._early.pop(key, {}).values():
                 self._add_job(state, job, observe_lag=False)
             if self._live:  # first seen after start-up (created now, or after a relist)
                 self._backfill_cap(state, now)
@@ -219,8 +228,9 @@ class SlotTracker:
         key = (job.namespace, job.owner_name)
         state = self.crons.get(key)
         if state is None:
-            if new is not None and old is None:
-                self._early.setdefault(key, []).append(new)
+            waiting = sum(map(len, self._early.values()))
+            if new is not None and old is None and waiting < MAX_EARLY_JOBS:
+                self._early.setdefault(key, {})[new.uid] = (self._clock(), new)
             return
         now = self._clock()
         if old is None and new is not None:
@@ -377,6 +387,8 @@ class SlotTracker:
         if not self._live:
             return 0
         now = self._clock()
+        if self._early and now >= self._next_prune:
+            self._prune_early(now)
         looked = 0
         while self._heap and self._heap[0][0] <= now:
             due, _, key = heapq.heappop(self._heap)
@@ -388,6 +400,16 @@ class SlotTracker:
                 self._resolve(key, state, now)
             looked += 1
         return looked
+
+    def _prune_early(self, now: float) -> None:
+        """Forget Jobs that waited longer than :data:`EARLY_KEEP_SECONDS` for their CronJob."""
+        for key in list(self._early):
+            kept = {u: e for u, e in self._early[key].items() if e[0] > now - EARLY_KEEP_SECONDS}
+            if kept:
+                self._early[key] = kept
+            else:
+                del self._early[key]
+        self._next_prune = now + 60.0
 
     def next_due(self) -> float | None:
         """When :meth:`tick` has work next (for the loop that calls it)."""

@@ -10,6 +10,7 @@ import pytest
 from exporter.health.state import ErrorKind
 from exporter.metrics import slots
 from exporter.store.projecting import project_cronjob
+from exporter.track.slots import EARLY_KEEP_SECONDS
 from tests.world import T0, Series, World, ts
 
 CRONJOB = ("namespace", "cronjob")
@@ -278,3 +279,20 @@ def test_one_cronjob_failing_at_start_up_does_not_stop_the_others(
     }
     assert missed_by == {"bad": 0, "backup": 2}  # decided, although "bad" failed before it
     assert w.health.errors == {ErrorKind.SUBSCRIBER: 1}
+
+
+def test_a_job_seen_before_its_cronjob_counts_but_waits_only_so_long() -> None:
+    w = World()
+    w.start([])
+    w.at(301).jobs.upsert(job(300))  # the two watches are not ordered: the Job comes first,
+    w.jobs.delete(job(300, done=302))  # runs and is gone (TTL 0) before its CronJob arrives
+    w.at(305).cronjobs.upsert(cronjob())
+    assert missed(w.at(660)) == NONE  # slot 300 ran
+    # the Jobs of a CronJob that never appears (deleted with --cascade=orphan) are let go
+    orphan = job(600)
+    orphan["metadata"]["ownerReferences"][0]["name"] = "gone"
+    orphan["metadata"]["name"] = "gone-" + orphan["metadata"]["name"].split("-")[1]
+    w.jobs.upsert(orphan)
+    assert w.slots._early  # waiting for its CronJob (memory is the point of this test)
+    w.at(660 + EARLY_KEEP_SECONDS + 60)
+    assert not w.slots._early
