@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om
+from prometheus_client.parser import text_string_to_metric_families as text
 
 from exporter.health.state import Health
 from exporter.metrics import state
@@ -12,6 +14,7 @@ from exporter.metrics.exposition import RenderedFamilies
 from exporter.store.owners import OwnerIndex
 from exporter.store.projecting import project_cronjob, project_job
 from exporter.store.records import CronJob, Job
+from tests.world import World
 
 NOW = 1767225600.0  # 2026-01-01T00:00:00Z
 
@@ -281,3 +284,15 @@ def test_invalid_schedule_or_zone(schedule: str, timezone: str) -> None:
 
 def test_no_next_slot_while_suspended() -> None:
     assert NEXT not in schedule_values(cronjob("@daily", suspend=True))
+
+
+def test_a_poisoned_object_never_reaches_a_scrape() -> None:
+    # once: a lone surrogate in a namespace failed every scrape until the object went away
+    w = World()
+    poisoned = {**RUNNING_JOB, "metadata": {**RUNNING_JOB["metadata"], "namespace": "\ud800"}}
+    fine = {**RUNNING_JOB, "metadata": {**RUNNING_JOB["metadata"], "uid": "u2"}}
+    w.start(jobs=[poisoned, fine])
+    for openmetrics, parse in ((False, text), (True, om)):
+        body = w.exporter.exposition.scrape(openmetrics).decode()
+        states = [s for f in parse(body) for s in f.samples if s.name == "kube_batch_job_state"]
+        assert {s.labels["namespace"] for s in states} == {"ops"}

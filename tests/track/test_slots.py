@@ -296,3 +296,17 @@ def test_a_job_seen_before_its_cronjob_counts_but_waits_only_so_long() -> None:
     assert w.slots._early  # waiting for its CronJob (memory is the point of this test)
     w.at(660 + EARLY_KEEP_SECONDS + 60)
     assert not w.slots._early
+
+
+def test_cronjobs_the_edge_refuses_leave_the_others_their_back_fill() -> None:
+    # once: a status.lastScheduleTime of 9999-12-31 (the status subresource does not validate
+    # times) raised in the start-up hook, and no CronJob got its missed slots
+    year_9999 = cronjob()
+    year_9999["metadata"] = {**year_9999["metadata"], "uid": "x", "name": "x"}
+    year_9999["status"]["lastScheduleTime"] = "9999-12-31T23:59:59Z"
+    digits = cronjob(startingDeadlineSeconds=int("9" * 401))
+    digits["metadata"] = {**digits["metadata"], "uid": "y", "name": "y"}
+    w = World(now=1000)
+    w.start([year_9999, digits, cronjob()])
+    assert missed(w)["not_started"] == 2  # "backup": slots 300 and 600
+    assert w.health.errors == {ErrorKind.BAD_OBJECT: 2}
