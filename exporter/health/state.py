@@ -139,10 +139,6 @@ class Health:
         seen.add(key)
         return True
 
-    def forget_report(self, kind: ErrorKind, key: str) -> None:
-        """``key`` is fine again (or gone): a new problem of it will be logged again."""
-        self.reported.get(kind, set()).discard(key)
-
     def survived(self, kind: ErrorKind, what: str, key: str) -> None:
         """Count a bug met in ``what`` on one object (``key``); log it once per object.
 

@@ -88,6 +88,8 @@ class ObjectCache(Generic[R]):
         self._project = project
         self._health = health
         self._state = health[resource]
+        self._reported_bad = health.reported.setdefault(ErrorKind.BAD_OBJECT, set())
+        """The bad objects reported already (the health's own set, kept at hand)."""
         self._on_synced: list[Callable[[], None]] = []
         self._pending_scopes = set(scopes)
 
@@ -122,7 +124,7 @@ class ObjectCache(Generic[R]):
             return
         if final is not None and self.records.get(uid) is not None:
             self._put(final)
-        self._health.forget_report(ErrorKind.BAD_OBJECT, self._key(uid))
+        self._reported_bad.discard(self._key(uid))
         old = self.records.pop(uid, None)
         if old is not None:
             self._changes.notify(old, None)
@@ -145,8 +147,8 @@ class ObjectCache(Generic[R]):
         except Exception:  # a bug in projection: only this object is lost
             self._health.survived(ErrorKind.INTERNAL, "projecting", self._key(uid_of(raw)))
             return None
-        if self._health.reported.get(ErrorKind.BAD_OBJECT):
-            self._health.forget_report(ErrorKind.BAD_OBJECT, self._key(record.uid))
+        if self._reported_bad:  # it may have been bad before and be fine now
+            self._reported_bad.discard(self._key(record.uid))
         return record
 
     def _key(self, uid: str | None) -> str:
