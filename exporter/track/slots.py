@@ -228,8 +228,7 @@ class SlotTracker:
         key = (job.namespace, job.owner_name)
         state = self.crons.get(key)
         if state is None:
-            waiting = sum(map(len, self._early.values()))
-            if new is not None and old is None and waiting < MAX_EARLY_JOBS:
+            if new is not None and old is None and self._waiting() < MAX_EARLY_JOBS:
                 self._early.setdefault(key, {})[new.uid] = (self._clock(), new)
             return
         now = self._clock()
@@ -400,6 +399,10 @@ class SlotTracker:
                 self._resolve(key, state, now)
             looked += 1
         return looked
+
+    def _waiting(self) -> int:
+        """Jobs waiting for their CronJob (counted only when one more would wait)."""
+        return sum(map(len, self._early.values()))
 
     def _prune_early(self, now: float) -> None:
         """Forget Jobs that waited longer than :data:`EARLY_KEEP_SECONDS` for their CronJob."""
