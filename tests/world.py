@@ -16,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app.settings import Settings
 from exporter.app.wiring import build
 from exporter.metrics.exposition import Group
+from exporter.persist.backends import Backend
+from exporter.persist.checkpointing import Checkpointer
 from exporter.store.caching import ObjectCache
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z, a multiple of every schedule the tests use
@@ -28,10 +30,15 @@ def ts(seconds: float) -> str:
 
 
 class World:
-    """One exporter, its clock at ``T0 + now``; ``settings`` are fields of Settings."""
+    """One exporter, its clock at ``T0 + now``; ``settings`` are fields of Settings.
+
+    New series are served at their value at once unless a test sets ``new_series_delay``:
+    most tests are about what is counted, and the births have their own tests.
+    """
 
     def __init__(self, now: float = 0.0, **settings: Any) -> None:
         self.now = T0 + now
+        settings.setdefault("new_series_delay", 0.0)
         self.exporter = build(Settings(**settings), clock=lambda: self.now)
         self.health = self.exporter.health
         self.jobs = self.exporter.jobs
@@ -50,6 +57,20 @@ class World:
         relist(self.cronjobs, cronjobs)
         relist(self.jobs, jobs)
         relist(self.pods, pods)
+
+    def checkpointer(self, backend: Backend, cluster: str = "test-cluster") -> Checkpointer:
+        """A checkpointer over this exporter's parts, as the lifecycle makes it."""
+        e = self.exporter
+        return Checkpointer(
+            backend,
+            cluster=cluster,
+            health=e.health,
+            runs=e.runs,
+            slots=e.slots,
+            exposition=e.exposition,
+            duration_buckets=e.settings.duration_buckets,
+            clock=lambda: self.now,
+        )
 
     def at(self, seconds: float) -> World:
         """Move the clock to T0 + seconds and let the trackers decide what fell due."""

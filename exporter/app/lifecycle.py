@@ -16,22 +16,27 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+import aiohttp
 from aiohttp import web
 
 from exporter import __version__
 from exporter.app.securing import WebConfigError, load_web_config
 from exporter.app.serving import Service
 from exporter.app.settings import Settings
-from exporter.app.wiring import build
+from exporter.app.wiring import Exporter, build
+from exporter.cron.durations import format_go_duration
 from exporter.health.state import ErrorKind, Health
-from exporter.kube.connecting import AccessError, connect
+from exporter.kube.connecting import AccessError, Connection, connect
 from exporter.kube.watching import Backoff
+from exporter.persist.backends import Backend, ConfigMapBackend, FileBackend
+from exporter.persist.checkpointing import Checkpointer
 from exporter.track.runs import RunTracker
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_SECONDS = 4.0
-"""What SIGTERM may take (the contract promises 5 s): half for the tasks, half for HTTP."""
+"""What SIGTERM may take (the contract promises 5 s): a quarter for the tasks, half for the
+last checkpoint, a quarter for HTTP."""
 TICK_SECONDS = 1.0
 """A tracker's clock loop wakes at least this often: ``overdue_seconds`` and missed slots are
 decided to the second."""
@@ -112,6 +117,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     )
     health = exporter.health
     async with conn.session() as session:
+        checkpointer = checkpointing(exporter, session, conn)
+        if checkpointer is not None:
+            await checkpointer.restore()  # before the first LIST: relisted Jobs meet it
         loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             (f"watcher for {w.endpoint.resource}", w.run) for w in exporter.watchers(session, conn)
         ]
@@ -120,15 +128,55 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
             ("run tracking", lambda: _tick(exporter.runs)),
             ("owner forgetting", lambda: _forget_idle_owners(exporter.runs)),
         ]
+        if checkpointer is not None:
+            writer = checkpointer
+            loops.append(("checkpointing", lambda: writer.run(settings.state_interval)))
         tasks = [asyncio.create_task(_supervise(name, run, health)) for name, run in loops]
         await stop.wait()
         logger.info("stopping")
         for task in tasks:
             task.cancel()
-        await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS / 2)
+        await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS / 4)
+        if checkpointer is not None:
+            try:
+                await asyncio.wait_for(checkpointer.save(), SHUTDOWN_SECONDS / 2)
+            except TimeoutError:
+                health.count(ErrorKind.STATE)
+                logger.warning("the last checkpoint took too long and was not written")
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(runner.cleanup(), SHUTDOWN_SECONDS / 2)
+        await asyncio.wait_for(runner.cleanup(), SHUTDOWN_SECONDS / 4)
     return 0
+
+
+def checkpointing(
+    exporter: Exporter, session: aiohttp.ClientSession, conn: Connection
+) -> Checkpointer | None:
+    """The checkpointer the settings ask for, if any."""
+    s = exporter.settings
+    backend: Backend
+    if s.state_file:
+        backend = FileBackend(s.state_file)
+    elif s.state_configmap:
+        namespace, _, name = s.state_configmap.partition("/")
+        backend = ConfigMapBackend(namespace, name, session, conn)
+    else:
+        return None
+    if s.state_interval >= s.new_series_delay > 0:
+        logger.warning(
+            "--state-interval %s is not below --new-series-delay %s: a series born just "
+            "before a crash may be seen at 0 again after the restart",
+            format_go_duration(s.state_interval),
+            format_go_duration(s.new_series_delay),
+        )
+    return Checkpointer(
+        backend,
+        cluster=conn.cluster,
+        health=exporter.health,
+        runs=exporter.runs,
+        slots=exporter.slots,
+        exposition=exporter.exposition,
+        duration_buckets=s.duration_buckets,
+    )
 
 
 def run(settings: Settings) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
@@ -56,6 +57,9 @@ def parse_address(text: str) -> Address:
     return Address(host.strip("[]") or "0.0.0.0", int(port))
 
 
+_DNS = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
 def parse_csv(text: str) -> tuple[str, ...]:
     """Comma-separated names; blanks around and between them are ignored."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -66,6 +70,14 @@ def parse_positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def parse_object_name(text: str) -> str:
+    """``NAMESPACE/NAME`` of a namespaced object, both valid DNS labels or subdomains."""
+    namespace, sep, name = text.partition("/")
+    if not sep or not _DNS.fullmatch(namespace) or not _DNS.fullmatch(name) or len(name) > 240:
+        raise ValueError(f"expected NAMESPACE/NAME, got {text!r}")
+    return text
 
 
 def parse_buckets(text: str) -> tuple[float, ...]:
@@ -151,6 +163,28 @@ class Settings:
         86400.0, "DURATION", parse_go_duration, format_go_duration
     )
     """Drop the run history of owners with no Job and no CronJob for this long."""
+    new_series_delay: float = _setting(60.0, "DURATION", parse_go_duration, format_go_duration)
+    """How long a new counter or histogram series is served at 0 before its true value.
+
+    Prometheus' increase() and rate() cannot see a series' first sample, so a series born at
+    1 hides its first event (an owner's first failure). Served at 0 for at least one scrape
+    interval, the series is exact from its first event. Gauges are never delayed.
+    """
+    state_file: str | None = _setting(None, "PATH", str, None)
+    """Keep the checkpoint in this file (default: no checkpoint, unless --state-configmap).
+
+    On a PVC, or an emptyDir that outlives container restarts: a restarted exporter then
+    continues every counter instead of starting over.
+    """
+    state_configmap: str | None = _setting(None, "NAMESPACE/NAME", parse_object_name, None)
+    """Keep the checkpoint in this ConfigMap, compressed, split over NAME, NAME-1, ... when it
+    outgrows one (default: none)."""
+    state_interval: float = _setting(30.0, "DURATION", parse_go_duration, format_go_duration)
+    """Longest time between two checkpoints (one is also written at SIGTERM).
+
+    Keep it below --new-series-delay: a series then reaches a checkpoint before Prometheus
+    can see its value, so a restart never shows it at 0 again.
+    """
     log_level: str = _setting("info", "{" + ",".join(_LOG_LEVELS) + "}", one_of(*_LOG_LEVELS))
     """Lowest level logged."""
     log_format: str = _setting("text", "{" + ",".join(_LOG_FORMATS) + "}", one_of(*_LOG_FORMATS))
@@ -192,6 +226,8 @@ class Settings:
     >= 1.27)."""
 
     def __post_init__(self) -> None:
+        if self.state_file and self.state_configmap:
+            raise ValueError("--state-file and --state-configmap exclude each other: choose one")
         if self.namespaces and not self.scopes():
             raise ValueError(
                 "every namespace of --namespaces is also in --exclude-namespaces: "

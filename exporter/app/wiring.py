@@ -95,7 +95,8 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Exporte
     slot_tracker = SlotTracker(
         health, grace=settings.missed_grace, max_backfill=settings.max_missed_backfill, clock=clock
     )
-    exposition = Exposition(registry(health), health, clock)
+    delay = settings.new_series_delay
+    exposition = Exposition(registry(health, delay, clock), health, clock, delay)
     rendered = exposition.renderers
     jobs.subscribe(rendered[state.JOB].changed)
     jobs.subscribe(owners.job_changed)

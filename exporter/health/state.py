@@ -52,6 +52,8 @@ class ErrorKind(StrEnum):
     """A Pod change dropped because too many were waiting for their Job."""
     INTERNAL = "internal"
     """A bug that crashed a whole loop (restarted by its supervisor)."""
+    STATE = "state"
+    """A checkpoint that could not be read or written, or belongs elsewhere (ignored)."""
 
 
 class RestartReason(StrEnum):
@@ -88,8 +90,10 @@ class Failure:
 class ResourceHealth:
     """Sync state and counters of one resource (all its namespace scopes together)."""
 
-    events: Counter[str] = field(default_factory=Counter)
-    """Watch events received, by event type."""
+    events: Counter[str] = field(
+        default_factory=lambda: Counter(dict.fromkeys(("ADDED", "MODIFIED", "DELETED"), 0))
+    )
+    """Watch events received, by event type (the three that carry objects from 0)."""
     restarts: Counter[RestartReason] = field(
         # Every reason from 0, so increase() over them is 0 rather than no data (dashboards
         # and alerts then tell "none" from "not scraped").
@@ -97,8 +101,10 @@ class ResourceHealth:
     )
     relists: int = 0
     """Full LISTs after the first one."""
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """API requests by (verb, HTTP code)."""
+    requests: Counter[tuple[str, str]] = field(
+        default_factory=lambda: Counter(dict.fromkeys((("list", "200"), ("watch", "200")), 0))
+    )
+    """API requests by (verb, HTTP code); the successful ones from 0."""
     objects: int = 0
     synced: bool = False
     """True once the first full LIST of every scope completed."""
@@ -114,13 +120,21 @@ class Health:
     resources: dict[Resource, ResourceHealth] = field(
         default_factory=lambda: {r: ResourceHealth() for r in Resource}
     )
-    errors: Counter[ErrorKind] = field(default_factory=Counter)
+    errors: Counter[ErrorKind] = field(default_factory=lambda: Counter(dict.fromkeys(ErrorKind, 0)))
+    """Problems survived by kind, every kind from 0 (so the first one is seen by increase())."""
     reported: dict[ErrorKind, set[str]] = field(default_factory=dict)
     """Per kind, the objects whose problem was logged already (it is logged once per object)."""
     owners_dropped: int = 0
     """Distinct owners not tracked because ``--max-owners`` was reached."""
     last_scrape: tuple[float, int] = (0.0, 0)
     """Seconds and bytes of the latest ``/metrics`` response (a scrape reports the one before)."""
+    last_checkpoint: tuple[float, float, int] | None = None
+    """When the latest checkpoint was written, the seconds it took and its bytes."""
+
+    @property
+    def synced(self) -> bool:
+        """Every resource finished its first full LIST (the caches hold the whole cluster)."""
+        return all(h.synced for h in self.resources.values())
 
     def __getitem__(self, resource: Resource) -> ResourceHealth:
         return self.resources[resource]

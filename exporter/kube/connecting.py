@@ -13,6 +13,7 @@ their credential expires. Both may block (file reads, subprocesses), so they run
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import ssl
@@ -39,6 +40,10 @@ class Connection:
     host: str
     ssl_context: ssl.SSLContext | bool
     server_hostname: str | None
+    cluster: str
+    """Which cluster this is, as far as the credentials tell: the digest of the CA that
+    signs the API server's certificate (the server URL when there is none). In-cluster the
+    URL is the same everywhere; the CA is not."""
     _config: Any
     """The client's Configuration; kept only to refresh the Authorization header."""
 
@@ -115,11 +120,21 @@ async def connect(kubeconfig: str | None, context: str | None) -> Connection:
     try:
         cfg = await asyncio.to_thread(load_configuration, kubeconfig, context)
         tls = ssl_context(cfg)
+        cluster = await asyncio.to_thread(cluster_identity, cfg)
     except Exception as exc:  # the client raises many types: ConfigException, OSError, ...
         raise AccessError(f"cannot load Kubernetes credentials: {exc}") from exc
     return Connection(
         host=cfg.host.rstrip("/"),
         ssl_context=tls,
         server_hostname=getattr(cfg, "tls_server_name", None),
+        cluster=cluster,
         _config=cfg,
     )
+
+
+def cluster_identity(cfg: Any) -> str:
+    """A digest naming the cluster: of its CA bundle, else of the server URL."""
+    if cfg.ssl_ca_cert:
+        with open(cfg.ssl_ca_cert, "rb") as f:
+            return "ca:" + hashlib.sha256(f.read()).hexdigest()[:32]
+    return "url:" + hashlib.sha256(cfg.host.rstrip("/").encode()).hexdigest()[:32]

@@ -11,10 +11,16 @@ milliseconds instead of the ~0.6 s that client_python's ``generate_latest`` need
 Families whose value depends on the clock (``*_running_seconds``, ``*_overdue_seconds``) are
 :class:`LiveFamily`: their label sets are rendered when the record changes, and a scrape only
 formats the value, for the records their ``applies`` predicate keeps.
+
+Counter and histogram series are *born at zero* (:class:`Births`): ``increase()`` cannot see
+a series' first sample, so a new series is served at 0 for ``--new-series-delay`` (at least one
+scrape interval) and only then at its true value. Without it the first failure of a new owner,
+the one on-call cares about most, would be invisible to every rate and increase.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +36,10 @@ Labels = tuple[tuple[str, str], ...]
 Sample = tuple[str, Labels, float]
 """Name suffix (``""``, or ``_bucket``/``_sum``/``_count`` for histograms), labels beyond the
 record's identity labels, and the value."""
+
+SeriesKey = tuple[str, Labels]
+"""A family name and a series' labels without ``le``: the buckets, sum and count of one
+histogram series are born together."""
 
 R = TypeVar("R", bound=Record)
 T = TypeVar("T", contravariant=True)
@@ -151,15 +161,70 @@ def gauge(value: float | None) -> list[Sample]:
     return [] if value is None else [("", (), float(value))]
 
 
+COUNTING: frozenset[MetricType] = frozenset({"counter", "histogram"})
+"""The types whose series are born at zero; gauges are served at once (no alert waits)."""
+
+
+class Births:
+    """When each counter and histogram series first appeared, per record UID.
+
+    A series younger than ``delay`` is served at 0, so every scraper records a 0 before its
+    first count and ``increase()`` is exact from the first event. The times are kept for as
+    long as the record lives, and they are part of the checkpoint: after a restart a series
+    that Prometheus already saw continues at its value (no 0, which would read as a reset),
+    while one still young goes on being served at 0 until its time.
+    """
+
+    def __init__(self, delay: float, clock: Callable[[], float] = time.time) -> None:
+        self.delay = delay
+        self._clock = clock
+        self.born: dict[str, dict[SeriesKey, float]] = {}
+
+    def samples(
+        self, uid: str, name: str, samples: Iterable[Sample], now: float
+    ) -> tuple[list[Sample], float | None]:
+        """The samples as served now, and when the youngest of them comes of age (or None)."""
+        born = self.born.setdefault(uid, {})
+        served: list[Sample] = []
+        due: float | None = None
+        for sample in samples:
+            suffix, labels, _ = sample
+            key = (name, labels[:-1] if suffix == "_bucket" else labels)
+            t = born.setdefault(key, now)
+            if now - t < self.delay:
+                sample = (suffix, labels, 0.0)
+                due = t + self.delay if due is None else min(due, t + self.delay)
+            served.append(sample)
+        return served, due
+
+    def now(self) -> float:
+        """The clock the births are read with."""
+        return self._clock()
+
+    def forget(self, uid: str) -> None:
+        """The record is gone: if it comes back, its series are new to Prometheus too."""
+        self.born.pop(uid, None)
+
+
 class RenderedFamilies(Generic[R]):
     """Pre-rendered lines of one group per family and record; a subscriber and a writer."""
 
     def __init__(
-        self, group: Group[R], health: Health, clock: Callable[[], float] = time.time
+        self,
+        group: Group[R],
+        health: Health,
+        clock: Callable[[], float] = time.time,
+        new_series_delay: float = 0.0,
     ) -> None:
         self._group = group
         self._health = health
         self._clock = clock
+        self.births = Births(new_series_delay, clock)
+        self._counting = tuple(f.type in COUNTING for f in group.families)
+        self._young: list[tuple[float, str]] = []
+        """(when a series comes of age, UID): records to render again then (a heap)."""
+        self._records: dict[str, R] = {}
+        """The latest record of each UID that still has a young series."""
         self._prefixes = tuple(f'{name}="' for name in group.identity.labels)
         """``name="`` of each identity label, so a change escapes only the values."""
         families = group.families
@@ -183,13 +248,24 @@ class RenderedFamilies(Generic[R]):
                     lines.pop(old.uid, None)
                 for live in self._live_lines:
                     live.pop(old.uid, None)
+                self.births.forget(old.uid)
+                self._records.pop(old.uid, None)
             return
         values = self._group.identity.values(new)
         identity = ",".join(
             prefix + escape_label_value(value) + '"'
             for prefix, value in zip(self._prefixes, values, strict=True)
         )
-        texts = [render(f.name, identity, f.generate(new)) for f in self._group.families]
+        now = self._clock()
+        due: float | None = None
+        texts = []
+        for f, counting in zip(self._group.families, self._counting, strict=True):
+            samples = f.generate(new)
+            if counting:
+                samples, young = self.births.samples(new.uid, f.name, samples, now)
+                if young is not None:
+                    due = young if due is None else min(due, young)
+            texts.append(render(f.name, identity, samples))
         labels = "{" + identity + "}" if identity else ""
         prefixes = [
             f"{f.name}{labels} ".encode() if f.applies(new) else None for f in self._group.live
@@ -204,9 +280,35 @@ class RenderedFamilies(Generic[R]):
                 live[new.uid] = (prefix, new)
             else:
                 live.pop(new.uid, None)
+        if due is not None:
+            if new.uid not in self._records:
+                heapq.heappush(self._young, (due, new.uid))
+            self._records[new.uid] = new
+        else:
+            self._records.pop(new.uid, None)
+
+    @property
+    def counting(self) -> bool:
+        """The group has counter or histogram families (whose series have births)."""
+        return any(self._counting)
+
+    def live_births(self) -> dict[str, dict[SeriesKey, float]]:
+        """The births of the records rendered now (a checkpoint keeps no others)."""
+        rendered = set().union(*self._lines)
+        return {uid: dict(b) for uid, b in self.births.born.items() if uid in rendered}
+
+    def _mature(self, now: float) -> None:
+        """Render again the records whose young series came of age (their true value shows)."""
+        while self._young and self._young[0][0] <= now:
+            _, uid = heapq.heappop(self._young)
+            record = self._records.pop(uid, None)
+            if record is not None:
+                with self._health.contained(ErrorKind.INTERNAL, "rendering", uid):
+                    self.changed(None, record)
 
     def write(self, out: list[bytes], openmetrics: bool = False) -> None:
         """Append every family (header, then each record's lines) to ``out``."""
+        self._mature(self._clock())
         for head, lines in zip(self._headers[openmetrics], self._lines, strict=True):
             out.append(head)
             out.append(b"".join(lines.values()))

@@ -18,7 +18,7 @@ from prometheus_client.openmetrics import exposition as openmetrics_format
 
 from exporter.health.state import Health
 from exporter.metrics import runs, slots, state
-from exporter.metrics.exposition import Group, MetricType, RenderedFamilies
+from exporter.metrics.exposition import Group, MetricType, RenderedFamilies, SeriesKey
 from exporter.metrics.selfmetrics import SELF
 
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -65,20 +65,38 @@ class Exposition:
     """
 
     def __init__(
-        self, registry: CollectorRegistry, health: Health, clock: Callable[[], float] = time.time
+        self,
+        registry: CollectorRegistry,
+        health: Health,
+        clock: Callable[[], float] = time.time,
+        new_series_delay: float = 0.0,
     ) -> None:
         self.renderers: dict[Group[Any], RenderedFamilies[Any]] = {
-            group: RenderedFamilies(group, health, clock) for group in GROUPS
+            group: RenderedFamilies(group, health, clock, new_series_delay) for group in GROUPS
         }
         self._registry = registry
         self._health = health
+
+    def births(self) -> dict[str, dict[str, dict[SeriesKey, float]]]:
+        """When each counter series was born, per group (named by its first family)."""
+        return {
+            group.families[0].name: renderer.live_births()
+            for group, renderer in self.renderers.items()
+            if renderer.counting
+        }
+
+    def restore_births(self, births: dict[str, dict[str, dict[SeriesKey, float]]]) -> None:
+        """Take the births from a checkpoint: those series continue rather than being born."""
+        for group, renderer in self.renderers.items():
+            renderer.births.born.update(births.get(group.families[0].name, {}))
 
     def scrape(self, openmetrics: bool) -> bytes:
         """The whole exposition body in the text format, or OpenMetrics when asked."""
         started = time.perf_counter()
         out: list[bytes] = []
-        for renderer in self.renderers.values():
-            renderer.write(out, openmetrics)
+        if self._health.synced:  # not before: a restored counter may still grow by a relist
+            for renderer in self.renderers.values():
+                renderer.write(out, openmetrics)
         fmt = openmetrics_format if openmetrics else text_format
         out.append(fmt.generate_latest(self._registry))
         body = b"".join(out)

@@ -9,6 +9,7 @@ families when scraped, on a private registry that also carries the standard proc
 from __future__ import annotations
 
 import platform
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -17,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.health.state import Health, ResourceHealth
-from exporter.metrics.exposition import Family, Sample, gauge
+from exporter.metrics.exposition import Births, Family, Sample, gauge
 
 
 def _per_resource(health: Health, value: Callable[[ResourceHealth], float | None]) -> list[Sample]:
@@ -135,6 +136,27 @@ SELF: tuple[Family[Health], ...] = (
         lambda health: gauge(health.last_scrape[0]),
     ),
     Family(
+        "kube_batch_exporter_last_checkpoint_timestamp_seconds",
+        "gauge",
+        "When the latest checkpoint was written (absent without --state-file/-configmap).",
+        (),
+        lambda health: gauge(health.last_checkpoint[0] if health.last_checkpoint else None),
+    ),
+    Family(
+        "kube_batch_exporter_last_checkpoint_duration_seconds",
+        "gauge",
+        "Time the latest checkpoint took to encode, compress and write.",
+        (),
+        lambda health: gauge(health.last_checkpoint[1] if health.last_checkpoint else None),
+    ),
+    Family(
+        "kube_batch_exporter_last_checkpoint_bytes",
+        "gauge",
+        "Compressed size of the latest checkpoint.",
+        (),
+        lambda health: gauge(health.last_checkpoint[2] if health.last_checkpoint else None),
+    ),
+    Family(
         "kube_batch_exporter_last_scrape_bytes",
         "gauge",
         "Size of the previous /metrics response.",
@@ -145,25 +167,38 @@ SELF: tuple[Family[Health], ...] = (
 
 
 class SelfMetrics(Collector):
-    """The :data:`SELF` families of one Health object, for a client_python registry."""
+    """The :data:`SELF` families of one Health object, for a client_python registry.
 
-    def __init__(self, health: Health) -> None:
+    Their counter series are born at zero like the batch series (:class:`Births`); the label
+    sets known in advance are created at 0 at start-up by :class:`Health` itself.
+    """
+
+    def __init__(self, health: Health, births: Births) -> None:
         self._health = health
+        self._births = births
 
     def collect(self) -> Iterator[Metric]:
         """Yield every self-metric family with its current samples."""
+        now = self._births.now()
         for family in SELF:
-            kind = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
-            metric = kind(family.name, family.help, labels=list(family.labels))
-            for _, labels, value in family.generate(self._health):
+            samples = family.generate(self._health)
+            metric: CounterMetricFamily | GaugeMetricFamily
+            if family.type == "counter":
+                samples, _ = self._births.samples("", family.name, samples, now)
+                metric = CounterMetricFamily(family.name, family.help, labels=family.labels)
+            else:
+                metric = GaugeMetricFamily(family.name, family.help, labels=family.labels)
+            for _, labels, value in samples:
                 metric.add_metric([v for _, v in labels], value)
             yield metric
 
 
-def registry(health: Health) -> CollectorRegistry:
+def registry(
+    health: Health, new_series_delay: float = 0.0, clock: Callable[[], float] = time.time
+) -> CollectorRegistry:
     """A private registry with the self-metrics and the standard process metrics."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(SelfMetrics(health))
+    reg.register(SelfMetrics(health, Births(new_series_delay, clock)))
     ProcessCollector(registry=reg)
     PlatformCollector(registry=reg)
     return reg

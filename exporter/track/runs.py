@@ -52,6 +52,8 @@ beyond it they are dropped and counted, which bounds memory if Jobs never arrive
 FAILURE_ENDS_KEPT = 64
 """End times of the failures since the latest success kept per owner, so that a success that
 arrives late still resets only the failures before it; older failures are only counted."""
+SUCCESS_SLACK_SECONDS = 5.0
+"""A CronJob success this much before a checkpoint may not have reached the exporter yet."""
 REPLACE_WINDOW_SECONDS = 10.0
 """How long after an unfinished Job of a Replace CronJob is deleted its replacement may arrive
 for the deletion to count as ``Replaced`` (the controller creates it a moment later)."""
@@ -67,6 +69,53 @@ class _Deleted(NamedTuple):
     end: float
     seen: float
     """When the deletion was seen (the replacement must follow within the window)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRun:
+    """A run unfinished at the last checkpoint, as much of its Job as counting it needs.
+
+    After a restart it is counted from its Job's status if the Job is still there, or from
+    what its CronJob still says if not (contract §10). Its pods' failures and restarts up to
+    the checkpoint were counted already: they are the baseline, not news.
+    """
+
+    uid: str
+    namespace: str
+    owner_kind: str
+    owner_name: str
+    trigger: str
+    created: float | None
+    started: float | None
+    failed: int
+    restarts: dict[str, int]
+    """Pod UID -> restartCount counted."""
+    failed_pods: frozenset[str]
+    """Pods whose failure was counted."""
+    delay_seen: bool
+
+    @property
+    def owner_key(self) -> OwnerKey:
+        """(namespace, owner kind, owner name)."""
+        return (self.namespace, self.owner_kind, self.owner_name)
+
+
+Run = Job | ActiveRun
+"""What a run is counted from: its Job, or what a checkpoint kept of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunsState:
+    """Everything the run tracker cannot rebuild from the cluster (a checkpoint's part)."""
+
+    histories: list[History]
+    successes: dict[CronKey, float]
+    """The observed last success per CronJob."""
+    finished: frozenset[str]
+    """UIDs of the Jobs seen finished: relisted after a restart, they are not news."""
+    active: list[ActiveRun]
+    written: float
+    """When the checkpoint was taken."""
 
 
 @dataclass(slots=True, eq=False)
@@ -215,18 +264,142 @@ class RunTracker:
         self._dropped: set[OwnerKey] = set()
         self._replacing: dict[CronKey, list[_Deleted]] = {}
         """Deleted unfinished runs of Replace CronJobs, not yet decided, by CronJob."""
+        self._pods: Mapping[str, Pod] = {}
+        self._restored: RunsState | None = None
+        """The checkpoint restored at start-up, until the first LISTs have been reconciled
+        with it (None without a checkpoint, or after that)."""
+        self._baseline: dict[str, ActiveRun] = {}
+        """Runs active at the checkpoint, by Job UID, while their pods may still be relisted."""
+        self._finished_before: frozenset[str] | None = None
+        """Jobs the checkpoint saw finished, while their pods may still be relisted: their pod
+        failures are not news, those of every other Job are."""
+        self._listed: set[str] = set()
 
     def follow(
         self, jobs: ObjectCache[Job], pods: ObjectCache[Pod], cronjobs: ObjectCache[CronJob]
     ) -> None:
         """Subscribe to the three caches."""
         self._jobs = jobs.records
+        self._pods = pods.records
         cronjobs.subscribe(self.cronjob_changed)
         cronjobs.subscribe(self.cronjob_success.cronjob_changed)
         jobs.subscribe(self.job_changed)
         pods.subscribe(self.pod_changed)
         jobs.on_synced(self.jobs_synced)
         pods.on_synced(self.pods_synced)
+        cronjobs.on_synced(lambda: self._reconcile("cronjobs"))
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def snapshot(self) -> RunsState:
+        """What a checkpoint keeps; only meaningful once the first LISTs are reconciled."""
+        pods: dict[str, list[Pod]] = {}
+        for pod in self._pods.values():
+            pods.setdefault(pod.job_uid, []).append(pod)
+        active = [
+            self._active_run(job, pods.get(job.uid, ()))
+            for job in self._jobs.values()
+            if not job.finished
+        ]
+        active += [
+            self._active_run(d.job, pods.get(d.job.uid, ()))
+            for held in self._replacing.values()
+            for d in held
+        ]
+        return RunsState(
+            histories=list(self.histories.values()),
+            successes={
+                k: r.observed for k, r in self.cronjob_success.records.items() if r.observed
+            },
+            finished=frozenset(uid for uid, job in self._jobs.items() if job.finished),
+            active=active,
+            written=self._clock(),
+        )
+
+    def _active_run(self, job: Job, pods: Sequence[Pod]) -> ActiveRun:
+        return ActiveRun(
+            job.uid,
+            job.namespace,
+            job.owner_kind,
+            job.owner_name,
+            job.trigger,
+            job.created,
+            job.started,
+            job.failed,
+            dict(self._restarts.get(job.uid, {})),
+            frozenset(p.uid for p in pods if p.phase == "Failed"),
+            job.uid in self._delay_seen,
+        )
+
+    def restore(self, state: RunsState) -> None:
+        """Continue from a checkpoint: before the first LIST, so relisted Jobs meet it."""
+        for h in state.histories:
+            self.histories[h.key] = h
+            self._changes.notify(None, h)
+        for (namespace, cronjob), at in state.successes.items():
+            self.cronjob_success.success(namespace, cronjob, at)
+        for run in state.active:
+            if run.restarts:
+                self._restarts[run.uid] = dict(run.restarts)
+            if run.delay_seen:
+                self._delay_seen.add(run.uid)
+        self._baseline = {run.uid: run for run in state.active}
+        self._finished_before = state.finished
+        self._restored = state
+
+    def _reconcile(self, resource: str) -> None:
+        """Once Jobs and CronJobs are listed, count the runs that ended while we were away.
+
+        A run active at the checkpoint whose Job is gone, and a success the CronJob's status
+        tells that no Job still explains, are counted from what the cluster still says.
+        """
+        self._listed.add(resource)
+        state = self._restored
+        if state is None or self._listed < {"jobs", "cronjobs"}:
+            return
+        self._restored = None
+        gone: dict[CronKey, list[ActiveRun]] = {}
+        for run in state.active:
+            if run.uid in self._jobs:
+                continue
+            if run.owner_kind == "CronJob":
+                gone.setdefault((run.namespace, run.owner_name), []).append(run)
+            else:
+                self._finish(run, "deleted", "Unknown", None)
+        for key in gone.keys() | self._cronjobs.keys():
+            self._count_gone(key, gone.get(key, []), state.written)
+        if gone:
+            logger.info(
+                "counted %d runs that ended and were deleted while away",
+                sum(map(len, gone.values())),
+            )
+
+    def _count_gone(self, key: CronKey, runs: list[ActiveRun], written: float) -> None:
+        """Runs of one CronJob that left no Job: ``status.lastSuccessfulTime`` tells one success.
+
+        The success is news when it is later than both the checkpoint and every success
+        counted (the runs still listed were counted just before). It goes to the newest gone
+        run created before it, or to a run the exporter never saw; every other gone run is
+        ``deleted/Unknown``.
+        """
+        cronjob = self._cronjobs.get(key)
+        at = cronjob.last_successful if cronjob is not None else None
+        h = self.histories.get((key[0], "CronJob", key[1]))
+        known = h.last_success if h is not None and h.last_success is not None else written
+        if at is not None and at > max(known, written - SUCCESS_SLACK_SECONDS):
+            before = [r for r in runs if r.created is None or r.created <= at]
+            winner = max(before, key=lambda r: r.created or 0.0, default=None)
+            if winner is None:
+                winner = ActiveRun(
+                    "", key[0], "CronJob", key[1], "schedule", None, None, 0, {}, frozenset(), True
+                )
+                runs = [*runs, winner]
+        else:
+            winner = None
+        for run in runs:
+            if run is winner:
+                self._finish(run, "succeeded", "Unknown", at)
+            else:
+                self._finish(run, "deleted", "Unknown", None)
 
     def subscribe(self, subscriber: Subscriber[History]) -> None:
         """Call ``subscriber(old, new)`` whenever an owner's history changes."""
@@ -304,15 +477,27 @@ class RunTracker:
 
     # -- Jobs ---------------------------------------------------------------------------------
     def jobs_synced(self) -> None:
-        """Replay Jobs that had finished before we started, oldest end first (last_* only)."""
+        """Replay Jobs that had finished before we started, oldest end first.
+
+        Without a checkpoint they feed the ``last_*`` gauges only: a restart must not look
+        like a burst of runs. After one, those the checkpoint did not know finished while
+        the exporter was away, and are counted like any run.
+        """
         self._jobs_live = True
+        restored = self._restored
         for job in sorted(self._startup_finished, key=lambda j: j.end or j.created or 0.0):
             with self._health.contained(ErrorKind.SUBSCRIBER, "run start-up", job.uid):
+                if restored is not None:
+                    if job.uid not in restored.finished:
+                        self._finish(job, job.outcome, job.reason, job.end)
+                    continue
                 h = self._history(job.owner_key)
                 if h is not None:
                     self._set_last(h, job, job.outcome, job.end, _duration(job, job.end))
                     self._changes.notify(None, h)
         self._startup_finished.clear()
+        self._reconcile("jobs")
+        self._end_baseline()
 
     def job_changed(self, old: Job | None, new: Job | None) -> None:
         """Count terminal transitions and deletions of unfinished Jobs."""
@@ -385,7 +570,7 @@ class RunTracker:
         seen = [d.seen for held in self._replacing.values() for d in held]
         return min(seen) + REPLACE_WINDOW_SECONDS if seen else None
 
-    def _finish(self, job: Job, result: str, reason: str, end: float | None) -> None:
+    def _finish(self, job: Run, result: str, reason: str, end: float | None) -> None:
         h = self._history(job.owner_key)
         restarts = self._restarts.pop(job.uid, {})
         if h is None:
@@ -399,7 +584,7 @@ class RunTracker:
         self._changes.notify(None, h)
 
     def _set_last(
-        self, h: History, job: Job, result: str, end: float | None, duration: float | None
+        self, h: History, job: Run, result: str, end: float | None, duration: float | None
     ) -> None:
         end = end if end is not None else self._clock()
         if h.last_run is None or end >= h.last_run:
@@ -416,6 +601,13 @@ class RunTracker:
     def pods_synced(self) -> None:
         """From now on pod failures and restarts are changes we saw happen."""
         self._pods_live = True
+        self._end_baseline()
+
+    def _end_baseline(self) -> None:
+        """Pods parked for their Job may meet the checkpoint until both LISTs are done."""
+        if self._pods_live and self._jobs_live:
+            self._baseline = {}
+            self._finished_before = None
 
     def pod_changed(self, old: Pod | None, new: Pod | None) -> None:
         """Count failed attempts, restarts and the run's start delay."""
@@ -429,18 +621,25 @@ class RunTracker:
             seen = self._restarts.setdefault(job.uid, {})
             seen[new.uid] = max(new.restarts, seen.get(new.uid, 0))
         started_now = new.first_start is not None and (old is None or old.first_start is None)
-        if not self._pods_live:
+        resumed = self._finished_before is not None and job.uid not in self._finished_before
+        if not self._pods_live and not resumed:
             if new.first_start is not None:
                 self._delay_seen.add(job.uid)  # the run had started before we watched
             return
         h = self._history(job.owner_key)
         if h is None:
             return
+        if old is not None:
+            was_failed, restarts_before = old.phase == "Failed", old.restarts
+        elif (base := self._baseline.get(job.uid)) is not None:  # counted before a restart
+            was_failed, restarts_before = new.uid in base.failed_pods, base.restarts.get(new.uid, 0)
+        else:
+            was_failed, restarts_before = False, 0
         changed = False
-        if new.phase == "Failed" and (old is None or old.phase != "Failed"):
+        if new.phase == "Failed" and not was_failed:
             h.pod_failures[new.failure_reason] += 1
             changed = True
-        restarted = new.restarts - (old.restarts if old is not None else 0)
+        restarted = new.restarts - restarts_before
         if restarted > 0:
             h.restarts += restarted
             changed = True
@@ -459,7 +658,7 @@ class RunTracker:
         self._parked.setdefault(new.job_uid, []).append((old, new))
 
 
-def _duration(job: Job, end: float | None) -> float | None:
+def _duration(job: Run, end: float | None) -> float | None:
     if job.started is None or end is None:
         return None
     return max(0.0, end - job.started)

@@ -106,6 +106,33 @@ class CronSlots:
         return max(0.0, now - since) if since is not None else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class KeptSlots:
+    """What a checkpoint keeps of one CronJob's slots: enough to resolve each slot once."""
+
+    namespace: str
+    name: str
+    uid: str
+    """A CronJob recreated under the same name starts afresh."""
+    schedule: str
+    timezone: str
+    cursor: float
+    ran: frozenset[float]
+    runs: dict[str, tuple[float, float | None]]
+    suspensions: list[tuple[float, float | None]]
+    missed: dict[str, int]
+    lag: Histogram
+    overdue_from: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SlotsState:
+    """The slot tracker's part of a checkpoint."""
+
+    crons: list[KeptSlots]
+    written: float
+
+
 def slot_of(job: Job) -> float | None:
     """The slot a controller-made Job belongs to: annotation, else the name suffix."""
     if job.scheduled is not None:
@@ -145,6 +172,65 @@ class SlotTracker:
         self._live = False
         self._synced: set[str] = set()
         self._changes: Publisher[CronSlots] = Publisher("cronjob slots", health)
+        self._kept: dict[CronKey, KeptSlots] = {}
+        """Restored from a checkpoint, until the CronJob is listed."""
+        self._kept_written = 0.0
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def snapshot(self) -> SlotsState:
+        """What a checkpoint keeps (the cursor and what was decided around it)."""
+        return SlotsState(
+            [
+                KeptSlots(
+                    s.cj.namespace,
+                    s.cj.name,
+                    s.cj.uid,
+                    s.cj.schedule,
+                    s.cj.timezone,
+                    s.cursor,
+                    frozenset(s.ran),
+                    dict(s.runs),
+                    list(s.suspensions),
+                    dict(s.missed),
+                    s.lag,
+                    s.overdue_from,
+                )
+                for s in self.crons.values()
+            ],
+            self._clock(),
+        )
+
+    def restore(self, state: SlotsState) -> None:
+        """Continue from a checkpoint: the slots after its cursors are resolved once."""
+        self._kept = {(k.namespace, k.name): k for k in state.crons}
+        self._kept_written = state.written
+
+    def _resume(self, new: CronJob, kept: KeptSlots, now: float) -> CronSlots:
+        """The slot state of a CronJob as the checkpoint left it, updated by what it says now.
+
+        What changed while the exporter was away has no time: a schedule change re-bases the
+        cursor to now, a suspension counts from the checkpoint and a resumption ends now
+        (slots in doubt are ``suspended``, never a false miss). ``status.lastScheduleTime``
+        tells the newest slot that ran, even if its Job is gone already.
+        """
+        state = CronSlots(new, self._schedule(new), kept.cursor, self._grace(new))
+        state.ran = set(kept.ran)
+        state.runs = dict(kept.runs)
+        state.suspensions = list(kept.suspensions)
+        state.missed = Counter(kept.missed)
+        state.lag = kept.lag
+        state.overdue_from = kept.overdue_from
+        if (kept.schedule, kept.timezone) != (new.schedule, new.timezone):
+            state.cursor = max(state.cursor, now)
+            state.ran = set()
+        open_now = bool(state.suspensions) and state.suspensions[-1][1] is None
+        if new.suspended and not open_now:
+            state.suspensions.append((self._kept_written, None))
+        elif open_now and not new.suspended:
+            state.suspensions[-1] = (state.suspensions[-1][0], now)
+        if new.last_schedule is not None and new.last_schedule > state.cursor:
+            state.ran.add(new.last_schedule)
+        return state
 
     def follow(self, jobs: ObjectCache[Job], cronjobs: ObjectCache[CronJob]) -> None:
         """Subscribe to the Job and CronJob caches; decide slots once both are listed."""
@@ -168,6 +254,7 @@ class SlotTracker:
         if self._synced == {"jobs", "cronjobs"} and not self._live:
             self._live = True
             self._early.clear()  # Jobs whose CronJob is gone: no slot to credit
+            self._kept.clear()  # CronJobs deleted while the exporter was away
             now = self._clock()
             for key, state in self.crons.items():
                 with self._health.contained(ErrorKind.SUBSCRIBER, "slot start-up", "/".join(key)):
@@ -193,12 +280,11 @@ class SlotTracker:
         key = (new.namespace, new.name)
         state = self.crons.get(key)
         if state is None:
-            cursor = max(t for t in (new.last_schedule, new.created, 0.0) if t is not None)
-            if not new.last_schedule and not new.created:
-                cursor = now
-            state = CronSlots(new, self._schedule(new), cursor, self._grace(new))
-            if new.suspended:  # before start-up, slots take the state at start-up
-                state.suspensions.append((float("-inf") if not self._live else now, None))
+            kept = self._kept.pop(key, None)
+            if kept is not None and kept.uid == new.uid:
+                state = self._resume(new, kept, now)
+            else:
+                state = self._first_sight(new, now)
             self.crons[key] = state
             for _, job in self._early.pop(key, {}).values():
                 self._add_job(state, job, observe_lag=False)
@@ -219,6 +305,16 @@ class SlotTracker:
             self._resolve(key, state, now)
             # not before: see subscribe()
             self._changes.notify(None, state)
+
+    def _first_sight(self, new: CronJob, now: float) -> CronSlots:
+        """The slot state of a CronJob the exporter knows nothing of."""
+        cursor = max(t for t in (new.last_schedule, new.created, 0.0) if t is not None)
+        if not new.last_schedule and not new.created:
+            cursor = now
+        state = CronSlots(new, self._schedule(new), cursor, self._grace(new))
+        if new.suspended:  # before start-up, slots take the state at start-up
+            state.suspensions.append((float("-inf") if not self._live else now, None))
+        return state
 
     def job_changed(self, old: Job | None, new: Job | None) -> None:
         """Record ran slots and run intervals of controller-made Jobs."""

@@ -37,11 +37,14 @@ class Exporter:
 
 @contextlib.asynccontextmanager
 async def running_exporter(kubeconfig_path: Path) -> AsyncIterator[Exporter]:
-    """The exporter served in-process on a free port; it must stop cleanly within 5 s."""
+    """The exporter served in-process on a free port; it must stop cleanly within 5 s.
+
+    New series show their value at once: these tests are about what is counted (the births
+    of series have their own tests).
+    """
     port = free_port()
-    settings = parse_settings(
-        ["--kubeconfig", str(kubeconfig_path), "--listen", f"127.0.0.1:{port}"], environ={}
-    )
+    args = ["--kubeconfig", str(kubeconfig_path), "--listen", f"127.0.0.1:{port}"]
+    settings = parse_settings([*args, "--new-series-delay", "0s"], environ={})
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
     try:

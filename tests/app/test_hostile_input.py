@@ -253,7 +253,7 @@ async def scenario(bad: list[Bad], kubeconfig_path: Path) -> None:
         errors = {
             labels[0][1]: v
             for (name, labels), v in samples.items()
-            if name == "kube_batch_exporter_errors_total"
+            if name == "kube_batch_exporter_errors_total" and v
         }
         assert errors == {"bad_object": len(bad) + len(RAW_ITEMS), "bad_line": len(RAW_LINES)}
         assert not problems.records, [r.getMessage() for r in problems.records]

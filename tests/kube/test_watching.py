@@ -211,7 +211,7 @@ async def test_a_list_body_that_is_not_json_is_a_failed_request(
     cache = await watched(sleep=sleeps)
     assert names(cache) == {"a"}
     assert len(sleeps.delays) == 1  # backed off and listed again, like any failed request
-    assert health.errors == {ErrorKind.BAD_RESPONSE: 1}  # not "internal": no crash
+    assert +health.errors == {ErrorKind.BAD_RESPONSE: 1}  # not "internal": no crash
 
 
 async def test_torn_stream_is_reopened_from_last_version(
@@ -247,7 +247,7 @@ async def test_garbage_line_is_counted_and_skipped(
     fake_api.send("jobs", b'{"type": "ADDED", "object": {"metadata": {}}}\n')  # no uid
     fake_api.add("jobs", job("fine"))
     await recorder.wait_for(lambda: "fine" in names(cache))
-    assert health.errors == {ErrorKind.BAD_LINE: 2, ErrorKind.BAD_OBJECT: 1}
+    assert +health.errors == {ErrorKind.BAD_LINE: 2, ErrorKind.BAD_OBJECT: 1}
     assert fake_api.count("jobs", "watch") == 1  # the stream survived
 
 
@@ -262,8 +262,8 @@ async def test_a_line_nested_too_deep_or_of_an_unknown_type_is_a_bad_line(
     fake_api.send("jobs", b'{"type": "\\ud800", "object": {}}\n')  # and never a label value
     fake_api.add("jobs", job("fine"))
     await recorder.wait_for(lambda: "fine" in names(cache))
-    assert health.errors == {ErrorKind.BAD_LINE: 2}
-    assert set(health[Resource.JOBS].events) == {"ADDED"}
+    assert +health.errors == {ErrorKind.BAD_LINE: 2}
+    assert set(+health[Resource.JOBS].events) == {"ADDED"}
     assert fake_api.count("jobs", "watch") == 1  # once: the watcher crashed and restarted
 
 
@@ -277,7 +277,7 @@ async def test_one_unreadable_object_in_a_list_page_loses_only_itself(
     cache = await watched(page_size=10)  # one page: the four Jobs and the two others
     assert names(cache) == {f"j{i}" for i in range(4)}
     assert cache.synced and fake_api.count("jobs", "list") == 1  # not retried, not lost
-    assert health.errors == {ErrorKind.BAD_OBJECT: 2}
+    assert +health.errors == {ErrorKind.BAD_OBJECT: 2}
 
 
 async def test_large_object_split_over_many_chunks(
@@ -288,7 +288,7 @@ async def test_large_object_split_over_many_chunks(
     big["metadata"]["annotations"] = {"blob": "x" * 3_000_000}  # far above aiohttp's 128 KiB
     fake_api.add("jobs", big)
     await recorder.wait_for(lambda: "big" in names(cache))
-    assert not health.errors
+    assert not +health.errors
 
 
 async def test_oversized_line_is_dropped_and_the_watch_reopened(
@@ -302,7 +302,7 @@ async def test_oversized_line_is_dropped_and_the_watch_reopened(
     await watched(sleep=Sleeps())
     fake_api.send("jobs", b'{"type": "ADDED", "object": "' + b"y" * 5000)
     await fake_api.changed.wait_for(lambda: fake_api.count("jobs", "watch") == 2)
-    assert health.errors == {ErrorKind.TORN_STREAM: 1}
+    assert +health.errors == {ErrorKind.TORN_STREAM: 1}
 
 
 async def test_429_waits_for_retry_after(

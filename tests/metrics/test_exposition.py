@@ -7,6 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.health.state import ErrorKind, Health
+from exporter.metrics import runs
 from exporter.metrics.exposition import (
     Group,
     Identity,
@@ -20,6 +21,8 @@ from exporter.metrics.exposition import (
     render,
 )
 from exporter.track.histogram import Histogram
+from tests.builders import complete, running
+from tests.world import World
 
 
 def test_label_values_escape_quotes_backslashes_and_newlines() -> None:
@@ -109,5 +112,34 @@ def test_a_live_value_that_fails_loses_only_its_own_line(caplog: pytest.LogCaptu
         't_seconds{thing="a"} 1',
         't_seconds{thing="b"} 1',
     ]
-    assert health.errors == {ErrorKind.INTERNAL: 2}  # counted per scrape ...
+    assert +health.errors == {ErrorKind.INTERNAL: 2}  # counted per scrape ...
     assert len([r for r in caplog.records if "t_seconds" in r.getMessage()]) == 1  # logged once
+
+
+def test_a_new_counter_series_is_served_at_zero_until_it_comes_of_age() -> None:
+    w = World(now=1000, new_series_delay=60.0, duration_buckets=(10.0, 60.0))
+    w.start(jobs=[running(uid="a")])
+    w.jobs.upsert(complete(end=990, uid="a"))
+
+    def served() -> dict[str, float]:
+        return {
+            name + ("{" + ",".join(v for _, v in labels) + "}" if labels else ""): v
+            for (name, labels), v in w.series(
+                runs.HISTORY, identity=("namespace", "owner_kind", "owner_name")
+            ).items()
+            if name.startswith(("kube_batch_runs_total", "kube_batch_run_duration_seconds"))
+            or name == "kube_batch_last_run_success"
+        }
+
+    young = served()
+    assert young["kube_batch_last_run_success"] == 1  # a gauge: at once
+    assert {k: v for k, v in young.items() if k != "kube_batch_last_run_success"} == dict.fromkeys(
+        (k for k in young if k != "kube_batch_last_run_success"), 0.0
+    )
+    assert len(young) > 3  # the run's counter and every sample of its duration histogram
+    w.at(1059)
+    assert served() == young
+    w.at(1060)
+    grown = served()
+    assert grown["kube_batch_runs_total{CompletionsReached,succeeded,schedule}"] == 1
+    assert grown["kube_batch_run_duration_seconds_count{succeeded}"] == 1

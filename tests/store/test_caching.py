@@ -67,7 +67,7 @@ def test_a_failing_subscriber_does_not_starve_the_others(
     cache.upsert(raw("x"))
     cache.upsert(raw("x", active=1))  # the same object fails again: counted, not logged again
     assert len(recorder.changes) == 2
-    assert health.errors == {ErrorKind.SUBSCRIBER: 2}
+    assert +health.errors == {ErrorKind.SUBSCRIBER: 2}
     failures = [r for r in caplog.records if "subscriber" in r.getMessage()]
     assert len(failures) == 1
     assert "broken of jobs failed on 'a-x'" in failures[0].getMessage()
@@ -84,13 +84,13 @@ def test_a_bad_object_is_reported_once_and_keeps_its_last_good_record(
     cache.upsert(raw("x", active=1))
     for _ in range(3):  # the same bad object, event after event
         cache.upsert(bad("x"))
-    assert health.errors == {ErrorKind.BAD_OBJECT: 1}
+    assert +health.errors == {ErrorKind.BAD_OBJECT: 1}
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == ["skipping jobs a/x: status.active is not a count: -1"]
     assert cache.records["a-x"].active == 1  # not half-trusted, not forgotten
     cache.upsert(raw("x", active=2))  # fine again ...
     cache.upsert(bad("x"))  # ... and bad again: a new problem, reported again
-    assert health.errors == {ErrorKind.BAD_OBJECT: 2}
+    assert +health.errors == {ErrorKind.BAD_OBJECT: 2}
 
 
 def test_a_relist_does_not_take_a_listed_bad_object_for_deleted(

@@ -9,6 +9,7 @@ import pytest
 from exporter.health.state import ErrorKind
 from exporter.metrics import runs
 from exporter.track.runs import FAILURE_ENDS_KEPT
+from tests.builders import complete, failed, job, pod, running
 from tests.world import T0, Series, World, relist, ts
 
 OWNER = ("namespace", "owner_kind", "owner_name")
@@ -26,92 +27,6 @@ def history(w: World) -> Series:
 
 def value(w: World, name: str, **labels: str) -> float | None:
     return history(w).get((name, tuple(sorted(labels.items()))))
-
-
-def job(
-    name: str = "backup-1",
-    uid: str = "j1",
-    owner: str | None = "backup",
-    manual: bool = False,
-    **status: Any,
-) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": uid, "creationTimestamp": ts(0)}
-    if owner:
-        meta["ownerReferences"] = [{"kind": "CronJob", "name": owner, "controller": not manual}]
-    if manual:
-        meta["annotations"] = {"cronjob.kubernetes.io/instantiate": "manual"}
-    return {"metadata": meta, "spec": {}, "status": status}
-
-
-def running(**kw: Any) -> dict[str, Any]:
-    return job(startTime=ts(10), active=1, **kw)
-
-
-def complete(end: float = 70, reason: str = "CompletionsReached", **kw: Any) -> dict[str, Any]:
-    return job(
-        startTime=ts(10),
-        succeeded=1,
-        completionTime=ts(end),
-        conditions=[
-            {
-                "type": "SuccessCriteriaMet",
-                "status": "True",
-                "reason": reason,
-                "lastTransitionTime": ts(end),
-            },
-            {"type": "Complete", "status": "True", "reason": reason, "lastTransitionTime": ts(end)},
-        ],
-        **kw,
-    )
-
-
-def failed(end: float = 130, reason: str = "BackoffLimitExceeded", **kw: Any) -> dict[str, Any]:
-    return job(
-        startTime=ts(10),
-        failed=2,
-        conditions=[
-            {"type": "Failed", "status": "True", "reason": reason, "lastTransitionTime": ts(end)},
-            {
-                "type": "FailureTarget",
-                "status": "True",
-                "reason": reason,
-                "lastTransitionTime": ts(end - 1),
-            },
-        ],
-        **kw,
-    )
-
-
-def pod(
-    uid: str = "p1",
-    job_uid: str = "j1",
-    phase: str = "Running",
-    restarts: int = 0,
-    started: float | None = 5,
-    reason: str = "",
-) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    if started is not None:
-        key = "terminated" if phase in ("Failed", "Succeeded") else "running"
-        state = {
-            key: {
-                "startedAt": ts(started),
-                "reason": reason,
-                "exitCode": 1 if phase == "Failed" else 0,
-            }
-        }
-    return {
-        "metadata": {
-            "name": uid,
-            "namespace": "ns",
-            "uid": uid,
-            "ownerReferences": [{"kind": "Job", "uid": job_uid, "controller": True}],
-        },
-        "status": {
-            "phase": phase,
-            "containerStatuses": [{"name": "c", "restartCount": restarts, "state": state}],
-        },
-    }
 
 
 RUN_OK = (
@@ -509,7 +424,7 @@ def test_a_pod_with_an_absurd_restart_count_loses_only_itself() -> None:
     w.pods.upsert(huge)
     w.jobs.upsert(failed())
     assert last_and_streak(w) == (0, 1)
-    assert w.health.errors == {ErrorKind.BAD_OBJECT: 1}
+    assert +w.health.errors == {ErrorKind.BAD_OBJECT: 1}
 
 
 def test_one_job_failing_at_start_up_does_not_stop_the_others(
@@ -526,4 +441,4 @@ def test_one_job_failing_at_start_up_does_not_stop_the_others(
     monkeypatch.setattr(w.runs, "_set_last", broken)
     w.start(jobs=[failed(end=100, uid="bad", name="bad"), complete(end=200, uid="ok", name="ok")])
     assert value(w, "kube_batch_last_success_timestamp_seconds") == T0 + 200
-    assert w.health.errors == {ErrorKind.SUBSCRIBER: 1}
+    assert +w.health.errors == {ErrorKind.SUBSCRIBER: 1}

@@ -11,6 +11,7 @@ from exporter.health.state import ErrorKind
 from exporter.metrics import slots
 from exporter.store.projecting import project_cronjob
 from exporter.track.slots import EARLY_KEEP_SECONDS
+from tests.builders import cronjob
 from tests.world import T0, Series, World, ts
 
 CRONJOB = ("namespace", "cronjob")
@@ -30,24 +31,6 @@ def missed(w: World) -> dict[str, float]:
 
 def overdue(w: World) -> float:
     return metrics(w)[("kube_batch_cronjob_overdue_seconds", ())]
-
-
-def cronjob(
-    schedule: str = "*/5 * * * *", created: float = 0, last: float | None = None, **spec: Any
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "metadata": {
-            "uid": "cj",
-            "name": "backup",
-            "namespace": "ns",
-            "creationTimestamp": ts(created),
-        },
-        "spec": {"schedule": schedule, **spec},
-        "status": {},
-    }
-    if last is not None:
-        body["status"]["lastScheduleTime"] = ts(last)
-    return body
 
 
 def job(
@@ -162,6 +145,7 @@ def test_nothing_is_exposed_before_both_lists_completed() -> None:
     relist.add(cronjob())
     relist.commit()
     assert metrics(w) == {}  # a restart must not show 0 before the back-fill
+    w.pods.relist(None).commit()
     w.jobs.relist(None).commit()
     assert missed(w)["not_started"] == 2
 
@@ -227,9 +211,9 @@ def test_an_unusable_schedule_is_reported_once_per_change(
     w = World()
     w.start([cronjob("0 0 L * *")])
     w.cronjobs.upsert(cronjob("0 0 L * *", suspend=True))  # unrelated change: no new warning
-    assert w.health.errors == {ErrorKind.BAD_SCHEDULE: 1}
+    assert +w.health.errors == {ErrorKind.BAD_SCHEDULE: 1}
     w.cronjobs.upsert(cronjob("0 9 * * *", timeZone="Mars/Base"))
-    assert w.health.errors == {ErrorKind.BAD_SCHEDULE: 2}
+    assert +w.health.errors == {ErrorKind.BAD_SCHEDULE: 2}
     warnings = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
     assert warnings == [
         "CronJob ns/backup: schedule '0 0 L * *' (time zone '') cannot be used: "
@@ -245,7 +229,7 @@ def test_a_negative_starting_deadline_neither_hangs_nor_is_trusted() -> None:
     # once: tick() re-queued a due time in the past forever; the process never answered again
     w = World(now=3605)
     w.start([cronjob(startingDeadlineSeconds=-3600, last=3600)])
-    assert w.health.errors == {ErrorKind.BAD_OBJECT: 1}  # the API could never send it
+    assert +w.health.errors == {ErrorKind.BAD_OBJECT: 1}  # the API could never send it
     # and even a record that holds one (whatever the edge lets through) cannot loop
     record = dataclasses.replace(
         project_cronjob(cronjob(last=3600)), uid="other", name="other", starting_deadline=-3600
@@ -278,7 +262,7 @@ def test_one_cronjob_failing_at_start_up_does_not_stop_the_others(
         and dict(labels)["reason"] == "not_started"
     }
     assert missed_by == {"bad": 0, "backup": 2}  # decided, although "bad" failed before it
-    assert w.health.errors == {ErrorKind.SUBSCRIBER: 1}
+    assert +w.health.errors == {ErrorKind.SUBSCRIBER: 1}
 
 
 def test_a_job_seen_before_its_cronjob_counts_but_waits_only_so_long() -> None:
@@ -309,4 +293,4 @@ def test_cronjobs_the_edge_refuses_leave_the_others_their_back_fill() -> None:
     w = World(now=1000)
     w.start([year_9999, digits, cronjob()])
     assert missed(w)["not_started"] == 2  # "backup": slots 300 and 600
-    assert w.health.errors == {ErrorKind.BAD_OBJECT: 2}
+    assert +w.health.errors == {ErrorKind.BAD_OBJECT: 2}

@@ -1,0 +1,198 @@
+"""Where the compressed checkpoint is kept: a file, or ConfigMaps in the exporter's namespace.
+
+Both write so that a crash at any moment leaves the previous checkpoint or the new one, never
+a mixture: the file is replaced by a rename, and the ConfigMaps are committed by their head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+from typing import Any, Protocol
+
+import aiohttp
+
+from exporter.kube.connecting import Connection
+
+PART_BYTES = 900_000
+"""Compressed bytes per ConfigMap: the API server refuses a ConfigMap over 1 MiB of data."""
+MAX_PARTS = 10
+"""Most ConfigMaps one checkpoint may take (the head and nine more per generation, the names
+the shipped Role lists)."""
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+class StateError(Exception):
+    """The checkpoint could not be read or written; the message says why, in words."""
+
+
+class Backend(Protocol):
+    """Keeps one checkpoint's bytes."""
+
+    def __str__(self) -> str:
+        """Where, for log lines."""
+
+    async def read(self) -> bytes | None:
+        """The last checkpoint written, or None when there is none yet."""
+
+    async def write(self, data: bytes) -> None:
+        """Replace the checkpoint, all at once."""
+
+
+class FileBackend:
+    """A file, replaced by rename after fsync (a PVC, or an emptyDir that outlives restarts)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"file {self.path}"
+
+    async def read(self) -> bytes | None:
+        """The file's bytes, None when it does not exist."""
+        try:
+            return await asyncio.to_thread(self._read)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+
+    def _read(self) -> bytes:
+        with open(self.path, "rb") as f:
+            return f.read()
+
+    async def write(self, data: bytes) -> None:
+        """Write a temporary file next to it, then rename it over the old one."""
+        try:
+            await asyncio.to_thread(self._write, data)
+        except OSError as exc:
+            raise StateError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+
+    def _write(self, data: bytes) -> None:
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+class ConfigMapBackend:
+    """ConfigMaps ``NAME`` (the head) and ``NAME-{a,b}-1..9`` for checkpoints beyond one.
+
+    The head holds the first part, which generation holds the others, how many there are and
+    the digest of the whole. The other parts are written first, in the generation the head
+    does not point to, and the head last: a crash in between leaves the old checkpoint whole.
+    """
+
+    def __init__(
+        self, namespace: str, name: str, session: aiohttp.ClientSession, conn: Connection
+    ) -> None:
+        self.namespace, self.name = namespace, name
+        self._session, self._conn = session, conn
+        self._generation = "a"
+        """The generation the head points to (the next multi-part write uses the other)."""
+
+    def __str__(self) -> str:
+        return f"ConfigMap {self.namespace}/{self.name}"
+
+    def _url(self, name: str | None = None) -> str:
+        base = f"{self._conn.host}/api/v1/namespaces/{self.namespace}/configmaps"
+        return f"{base}/{name}" if name else base
+
+    async def _call(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=body,
+                headers=await self._conn.headers(),
+                server_hostname=self._conn.server_hostname,
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            ) as resp:
+                payload = await resp.json(content_type=None) if resp.status == 200 else None
+                return resp.status, payload
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise StateError(f"{self}: {method} failed: {exc or type(exc).__name__}") from exc
+
+    async def _get(self, name: str) -> dict[str, Any] | None:
+        status, payload = await self._call("GET", self._url(name))
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(payload, dict):
+            raise StateError(f"{self}: reading {name} answered HTTP {status}")
+        return payload
+
+    async def read(self) -> bytes | None:
+        """Join the parts the head names; a part missing or not matching the digest fails."""
+        head = await self._get(self.name)
+        if head is None:
+            return None
+        data, binary = head.get("data") or {}, head.get("binaryData") or {}
+        try:
+            parts, generation = int(data["parts"]), str(data["generation"])
+            chunks = [base64.b64decode(binary["checkpoint"])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"{self}: the head is not a checkpoint ({exc})") from exc
+        if not 1 <= parts <= MAX_PARTS or generation not in ("a", "b"):
+            raise StateError(f"{self}: the head names {parts} parts of generation {generation}")
+        self._generation = generation
+        for i in range(1, parts):
+            part = await self._get(self._part(generation, i))
+            try:
+                chunks.append(base64.b64decode((part or {})["binaryData"]["checkpoint"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise StateError(f"{self}: part {i} is missing or unreadable") from exc
+        whole = b"".join(chunks)
+        if hashlib.sha256(whole).hexdigest() != data.get("sha256"):
+            raise StateError(f"{self}: the parts do not match the head's digest")
+        return whole
+
+    def _part(self, generation: str, i: int) -> str:
+        return f"{self.name}-{generation}-{i}"
+
+    async def write(self, data: bytes) -> None:
+        """Write the parts beyond the first in the other generation, then the head."""
+        chunks = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
+        if len(chunks) > MAX_PARTS:
+            raise StateError(
+                f"{self}: the checkpoint needs {len(chunks)} ConfigMaps, more than {MAX_PARTS}"
+            )
+        generation = "b" if self._generation == "a" else "a"
+        if len(chunks) == 1:
+            generation = self._generation  # nothing outside the head to keep whole
+        for i, chunk in enumerate(chunks[1:], start=1):
+            await self._put(self._part(generation, i), {}, chunk)
+        meta = {
+            "parts": str(len(chunks)),
+            "generation": generation,
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        await self._put(self.name, meta, chunks[0])
+        self._generation = generation
+
+    async def _put(self, name: str, data: dict[str, str], chunk: bytes) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {"app.kubernetes.io/name": "kube-batch-exporter"},
+            },
+            "data": data,
+            "binaryData": {"checkpoint": base64.b64encode(chunk).decode()},
+        }
+        status, _ = await self._call("PUT", self._url(name), body)
+        if status == 404:
+            status, _ = await self._call("POST", self._url(), body)
+        if status not in (200, 201):
+            hint = " (the Role must allow get, create and update on it)" if status == 403 else ""
+            raise StateError(f"{self}: writing {name} answered HTTP {status}{hint}")
