@@ -61,6 +61,9 @@ def main() -> int:
             str(cluster.kubeconfig),
             "--listen",
             f"127.0.0.1:{PORT}",
+            # three of the demo Prometheus' 5 s scrapes: first runs show within seconds
+            "--new-series-delay",
+            "15s",
         ],
         start_new_session=True,
     )

@@ -29,6 +29,9 @@ from tests.cluster.kube import Kube
 
 pytestmark = pytest.mark.e2e
 
+NEW_SERIES_DELAY = "5s"
+"""--new-series-delay of every exporter the e2e tests start."""
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -92,6 +95,10 @@ class Exporter:
                 str(kubeconfig),
                 "--listen",
                 f"127.0.0.1:{self.port}",
+                # above the test Prometheus' 2 s scrape interval, as the flag asks, and short
+                # enough that a run shows within the tests' deadlines
+                "--new-series-delay",
+                NEW_SERIES_DELAY,
                 *args,
             ],
             stdout=subprocess.DEVNULL,

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 import os
 import re
 import shutil
@@ -41,6 +43,8 @@ pytestmark = pytest.mark.timeout(600)
 CHART = ROOT / "deploy" / "helm" / "kube-batch-exporter"
 KUSTOMIZE = ROOT / "deploy" / "kustomize"
 PASSWORD = "scrape-" + uuid.uuid4().hex
+STATE = "kube-batch-exporter-state"
+"""The checkpoint's ConfigMap in the shipped manifests."""
 HELM_VALUES = {
     "defaults": [],
     "namespaced, everything on": [
@@ -116,7 +120,7 @@ def test_kustomize_output_passes_a_server_dry_run(kubectl: Kubectl, overlay: str
     accepted = dry_run(kubectl, manifests)
     assert len(accepted) == len(kinds(manifests)) > 0
     if overlay == "overlays/namespaced":
-        assert "ClusterRole" not in kinds(manifests) and kinds(manifests).count("Role") == 2
+        assert "ClusterRole" not in kinds(manifests) and kinds(manifests).count("Role") == 3
     if overlay == "overlays/prometheus-operator":
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(kinds(manifests))
 
@@ -185,9 +189,9 @@ def test_the_readme_install_commands_pass_a_server_dry_run(
 
 
 def _base_rbac(kubectl: Kubectl) -> str:
-    """The ServiceAccount, ClusterRole and ClusterRoleBinding of the kustomize base."""
+    """The ServiceAccount, roles and bindings of the kustomize base (the checkpoint's too)."""
     docs = yaml.safe_load_all(kubectl("kustomize", str(KUSTOMIZE / "base")))
-    keep = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    keep = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
     return yaml.safe_dump_all([d for d in docs if d["kind"] in keep])
 
 
@@ -240,6 +244,8 @@ def secured(
         "--web-config-file", str(web),
         "--log-level", "debug",
         "--watch-timeout", "10s",
+        "--state-configmap", f"monitoring/{STATE}",
+        "--state-interval", "2s",
         tls=tls,
         headers=basic("prometheus", PASSWORD),
     )  # fmt: skip
@@ -265,7 +271,7 @@ def _run_counted(
 
 
 def test_the_shipped_role_is_enough_and_secrets_never_leak(
-    cluster: Cluster, secured: dict[str, Any]
+    cluster: Cluster, kubectl: Kubectl, secured: dict[str, Any]
 ) -> None:
     exporter: Exporter = secured["exporter"]
     ns = new_namespace(cluster, "deploy")
@@ -283,9 +289,16 @@ def test_the_shipped_role_is_enough_and_secrets_never_leak(
     assert exporter.value("kube_batch_exporter_synced", "", resource="pods") is None  # no ns label
     log = exporter.log.read_text()
     assert "DEBUG" in log  # the strictest log level was on
+
+    def checkpoint() -> bytes:
+        found = json.loads(kubectl("get", "configmap", STATE, "-n", "monitoring", "-o", "json"))
+        return gzip.decompress(base64.b64decode(found["binaryData"]["checkpoint"]))
+
+    eventually(lambda: ns.encode() in checkpoint(), 30, "the run in the checkpoint ConfigMap")
     for secret in (env_secret, annotation_secret):
         assert secret not in metrics
         assert secret not in log
+        assert secret.encode() not in checkpoint()
 
 
 def test_scrapes_need_tls_and_the_password(secured: dict[str, Any]) -> None:
