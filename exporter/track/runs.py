@@ -258,7 +258,7 @@ class RunTracker:
         """Job UID -> pod UID -> highest restartCount seen (retries of the run)."""
         self._delay_seen: set[str] = set()
         """Job UIDs whose start delay was observed (or had already passed at start-up)."""
-        self._parked: dict[str, list[tuple[Pod | None, Pod]]] = {}
+        self._parked: dict[str, list[tuple[Pod | None, Pod, bool]]] = {}
         """Pod changes whose Job has not arrived yet, by Job UID."""
         self._parked_before: set[str] = set()
         self._dropped: set[OwnerKey] = set()
@@ -508,8 +508,8 @@ class RunTracker:
         key = new.owner_key
         h = self._history(key)  # an owner's series exist from its first Job on
         if old is None:
-            for pod_old, pod_new in self._parked.pop(new.uid, ()):
-                self.pod_changed(pod_old, pod_new)
+            for pod_old, pod_new, live in self._parked.pop(new.uid, ()):
+                self._pod_changed(pod_old, pod_new, live)
             if self._replacing and new.trigger == "schedule":
                 self._replaced_by(new)
         if new.owner_kind == "Job" and h is not None:
@@ -611,18 +611,25 @@ class RunTracker:
 
     def pod_changed(self, old: Pod | None, new: Pod | None) -> None:
         """Count failed attempts, restarts and the run's start delay."""
-        if new is None or not new.job_uid:
+        if new is not None:
+            self._pod_changed(old, new, self._pods_live)
+
+    def _pod_changed(self, old: Pod | None, new: Pod, live: bool) -> None:
+        """``live``: the change was seen after the first Pod LIST (a parked one keeps the
+        flag it arrived with: a Pod listed at start-up is the baseline, whenever its Job
+        arrives)."""
+        if not new.job_uid:
             return
         job = self._jobs.get(new.job_uid)
         if job is None:
-            self._park(old, new)
+            self._park(old, new, live)
             return
         if new.restarts:
             seen = self._restarts.setdefault(job.uid, {})
             seen[new.uid] = max(new.restarts, seen.get(new.uid, 0))
         started_now = new.first_start is not None and (old is None or old.first_start is None)
         resumed = self._finished_before is not None and job.uid not in self._finished_before
-        if not self._pods_live and not resumed:
+        if not live and not resumed:
             if new.first_start is not None:
                 self._delay_seen.add(job.uid)  # the run had started before we watched
             return
@@ -650,12 +657,12 @@ class RunTracker:
         if changed:
             self._changes.notify(None, h)
 
-    def _park(self, old: Pod | None, new: Pod) -> None:
+    def _park(self, old: Pod | None, new: Pod, live: bool) -> None:
         """Keep a pod change until its Job arrives (the two watches are not ordered)."""
         if sum(len(v) for v in self._parked.values()) >= MAX_PARKED_PODS:
             self._health.count(ErrorKind.PARKED_PODS_DROPPED)
             return
-        self._parked.setdefault(new.job_uid, []).append((old, new))
+        self._parked.setdefault(new.job_uid, []).append((old, new, live))
 
 
 def _duration(job: Run, end: float | None) -> float | None:

@@ -308,6 +308,17 @@ def test_pod_failures_restarts_and_retries() -> None:
     assert value(w, "kube_batch_run_retries_bucket", le="3.0") == 1
 
 
+def test_pods_listed_before_their_jobs_are_still_the_start_up_baseline() -> None:
+    w = world()
+    relist(w.cronjobs, [])
+    relist(w.pods, [pod("old", phase="Failed", reason="Error", restarts=2)])  # Pod LIST first
+    relist(w.jobs, [running()])  # its Job arrives after the Pod LIST completed
+    assert value(w, "kube_batch_pod_failures_total", reason="Error") is None
+    assert value(w, "kube_batch_container_restarts_total") == 0
+    w.pods.upsert(pod("new", phase="Failed", reason="OOMKilled"))
+    assert value(w, "kube_batch_pod_failures_total", reason="OOMKilled") == 1
+
+
 def test_start_delay_is_observed_once_per_run_even_out_of_order() -> None:
     w = world()
     w.start()
