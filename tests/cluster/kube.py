@@ -10,6 +10,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from exporter.kube.connecting import load_configuration, ssl_context
@@ -35,14 +36,10 @@ class Kube:
         body: dict[str, Any] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
-        token = self._config.get_api_key_with_prefix("BearerToken")
-        if token:
-            headers["Authorization"] = token
         req = urllib.request.Request(
             self.host + path,
             method=method,
-            headers=headers,
+            headers=self._headers(content_type),
             data=json.dumps(body).encode() if body else None,
         )
         try:
@@ -50,6 +47,21 @@ class Kube:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise KubeError(exc.code, exc.read().decode(errors="replace")) from None
+
+    def _headers(self, content_type: str = "application/json") -> dict[str, str]:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        token = self._config.get_api_key_with_prefix("BearerToken")
+        if token:
+            headers["Authorization"] = token
+        return headers
+
+    def watch(self, path: str, resource_version: str, seconds: int) -> Iterator[dict[str, Any]]:
+        """The events of one watch request (it ends after ``seconds``, or on an error)."""
+        query = f"?watch=1&resourceVersion={resource_version}&timeoutSeconds={seconds}"
+        req = urllib.request.Request(self.host + path + query, headers=self._headers())
+        with urllib.request.urlopen(req, context=self._ssl, timeout=seconds + 30) as resp:
+            for line in resp:
+                yield json.loads(line)
 
     def create(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("POST", path, body)

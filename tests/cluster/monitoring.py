@@ -125,14 +125,21 @@ class Prometheus:
             ],
         )
 
-    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
-        """An instant query; returns the result vector."""
-        params = {"query": promql, **({"time": str(at)} if at else {})}
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
+    def _api(self, path: str, params: dict[str, str]) -> list[Any]:
+        url = f"{self.url}/api/v1/{path}?" + urllib.parse.urlencode(params)
         with urllib.request.urlopen(url, timeout=10) as resp:
             body = json.load(resp)
         assert body["status"] == "success", body
         return list(body["data"]["result"])
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query; returns the result vector."""
+        return self._api("query", {"query": promql, **({"time": str(at)} if at else {})})
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[Any]:
+        """A range query; returns the result matrix."""
+        params = {"query": promql, "start": str(start), "end": str(end), "step": str(step)}
+        return self._api("query_range", params)
 
     def stop(self) -> None:
         _stop(self.proc)

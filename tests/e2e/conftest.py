@@ -80,10 +80,12 @@ class Exporter:
         tls: ssl.SSLContext | None = None,
         headers: dict[str, str] | None = None,
         launcher: tuple[str, ...] = (sys.executable, "-m", "exporter"),
+        port: int | None = None,
     ) -> None:
         """Start it; ``tls`` and ``headers`` are how the helper reaches a secured endpoint,
-        ``launcher`` the command the flags are appended to."""
-        self.port = free_port()
+        ``launcher`` the command the flags are appended to, ``port`` where it listens (the
+        one of a predecessor, for a scraper that must find it again)."""
+        self.port = port or free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.tls, self.headers = tls, headers or {}
         self.log = log
@@ -140,6 +142,12 @@ class Exporter:
             if all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
         return None
+
+    def kill(self) -> None:
+        """SIGKILL: no last checkpoint, no goodbye."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._log_file.close()
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)

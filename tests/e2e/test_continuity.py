@@ -1,0 +1,403 @@
+"""Continuity on the real control plane (contract §10): SIGKILL at three moments, exact counts.
+
+One scenario on a control plane of its own (its controller-manager is stopped on purpose):
+four CronJobs every minute (one always failing, one succeeding, one with
+``ttlSecondsAfterFinished: 0``, one Forbid whose runs outlast a slot) while the exporter,
+keeping its checkpoint in a file, is killed with SIGKILL three times:
+
+1. **mid-run**: a Forbid run is active while the others come and go;
+2. **mid-list at start-up**: the next exporter is killed while it pages through a LIST of a
+   hundred Jobs, before it ever wrote a checkpoint;
+3. **during a kube-controller-manager outage**, and started again while the controller is
+   still down.
+
+The oracle is every Job and Pod the test saw through its own watches. After each restart and
+at the end (CronJobs suspended, every run finished, every slot decided) the exporter's
+counts equal the oracle's, and a live Prometheus that scraped each exporter in turn sees no
+counter reset and ``CronJobFailing`` firing without a gap from the first failure on.
+
+Waiting for wall-clock instants is the scenario itself (how long a process stays dead, how
+long an outage lasts); outcomes are awaited by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.kube.connecting import connect
+from exporter.persist.backends import ConfigMapBackend, StateError
+from tests.cluster import objects
+from tests.cluster.controlplane import LocalCluster, build, free_port
+from tests.cluster.kube import Kube
+from tests.cluster.monitoring import Prometheus
+from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
+
+pytestmark = pytest.mark.timeout(900)
+
+ANNOTATIONS = {"kube-batch-exporter/missed-grace": "10s"}
+COUNTERS = [
+    *(
+        f"kube_batch_{name}_total"
+        for name in ("runs", "pod_failures", "container_restarts", "cronjob_missed_schedules")
+    ),
+    *(
+        f"kube_batch_{name}_{part}"
+        for name in (
+            "run_duration_seconds",
+            "run_start_delay_seconds",
+            "run_retries",
+            "cronjob_schedule_lag_seconds",
+        )
+        for part in ("bucket", "count", "sum")
+    ),
+]
+"""Every batch counter and histogram series (the exporter's own counters are per process)."""
+
+
+def wait_for_clock(instant: float) -> None:
+    """Let wall-clock time reach ``instant`` (how long the scenario's outages last)."""
+    while time.time() < instant:
+        time.sleep(min(1.0, instant - time.time()))
+
+
+def next_minute(at: float, plus: float) -> float:
+    return (at // 60 + 1) * 60 + plus
+
+
+def stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class Recorder:
+    """Every Job and Pod of one namespace as the API showed them: the oracle.
+
+    Objects are never forgotten: a Job deleted by its TTL or history limit keeps the last
+    state it was seen in.
+    """
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self._kube = kube
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._follow, args=(path, store), daemon=True)
+            for path, store in (
+                (f"/apis/batch/v1/namespaces/{namespace}/jobs", self.jobs),
+                (f"/api/v1/namespaces/{namespace}/pods", self.pods),
+            )
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _follow(self, path: str, store: dict[str, dict[str, Any]]) -> None:
+        while not self._stop.is_set():
+            try:
+                listing = self._kube.get(path)
+                for item in listing["items"]:
+                    store[item["metadata"]["uid"]] = item
+                version = listing["metadata"]["resourceVersion"]
+                while not self._stop.is_set():
+                    for event in self._kube.watch(path, version, 30):
+                        if event["type"] == "ERROR":
+                            raise RuntimeError(event["object"].get("message"))
+                        obj = event["object"]
+                        version = obj["metadata"]["resourceVersion"]
+                        if event["type"] != "BOOKMARK":
+                            store[obj["metadata"]["uid"]] = obj
+            except Exception:  # the API restarting, or 410: list again
+                self._stop.wait(0.5)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def outcome(self, job: dict[str, Any]) -> str | None:
+        for c in job.get("status", {}).get("conditions") or []:
+            if c["type"] in ("Complete", "Failed") and c["status"] == "True":
+                return "succeeded" if c["type"] == "Complete" else "failed"
+        return None
+
+    def owner(self, obj: dict[str, Any]) -> str:
+        return str((obj["metadata"].get("ownerReferences") or [{}])[0].get("name", ""))
+
+    def runs(self) -> Counter[tuple[str, str]]:
+        """(CronJob, result) -> finished runs."""
+        return Counter(
+            (self.owner(j), result)
+            for j in list(self.jobs.values())
+            if (result := self.outcome(j)) is not None and self.owner(j)
+        )
+
+    def pod_failures(self) -> Counter[str]:
+        owners = {uid: self.owner(j) for uid, j in list(self.jobs.items())}
+        return Counter(
+            owners.get((p["metadata"].get("ownerReferences") or [{}])[0].get("uid", ""), "")
+            for p in list(self.pods.values())
+            if p.get("status", {}).get("phase") == "Failed"
+        )
+
+    def active(self) -> int:
+        return sum(1 for j in list(self.jobs.values()) if self.owner(j) and self.outcome(j) is None)
+
+    def ran_slots(self, cronjob: str) -> set[float]:
+        key = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+        return {
+            stamp(j["metadata"]["annotations"][key])
+            for j in list(self.jobs.values())
+            if self.owner(j) == cronjob and key in (j["metadata"].get("annotations") or {})
+        }
+
+
+CRONJOBS = ("fails", "works", "ttl0", "forbid")
+
+
+def counts(exporter: Exporter, ns: str) -> dict[str, Any]:
+    """What the exporter says, in the oracle's shape."""
+    runs: Counter[tuple[str, str]] = Counter()
+    for s in exporter.samples("kube_batch_runs_total", ns):
+        if s.labels["owner_kind"] == "CronJob":
+            runs[(s.labels["owner_name"], s.labels["result"])] += int(s.value)
+    failures: Counter[str] = Counter()
+    for s in exporter.samples("kube_batch_pod_failures_total", ns):
+        failures[s.labels["owner_name"]] += int(s.value)
+    streak = exporter.value("kube_batch_consecutive_failures", ns, owner_name="fails")
+    return {"runs": +runs, "pod_failures": +failures, "streak": streak}
+
+
+def expected(oracle: Recorder) -> dict[str, Any]:
+    runs = +oracle.runs()
+    return {
+        "runs": runs,
+        "pod_failures": +oracle.pod_failures(),
+        "streak": float(runs[("fails", "failed")]) if runs[("fails", "failed")] else None,
+    }
+
+
+def agree(exporter: Exporter, ns: str, oracle: Recorder, what: str) -> None:
+    """The exporter's counts equal the oracle's (once no run is between their two views)."""
+    state: dict[str, Any] = {}
+
+    def equal() -> bool:
+        state["ours"], state["oracle"] = counts(exporter, ns), expected(oracle)
+        return bool(state["ours"] == state["oracle"])
+
+    try:
+        eventually(equal, 60, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{what}: {state}") from exc
+
+
+@pytest.fixture(scope="module")
+def own_cluster(
+    tmp_path_factory: pytest.TempPathFactory, cluster: Cluster
+) -> Iterator[tuple[LocalCluster, Cluster]]:
+    if not cluster.local:
+        pytest.skip(reason="stops the controller-manager: needs the local control plane")
+    local = LocalCluster(tmp_path_factory.mktemp("continuity"), build())
+    local.start()
+    try:
+        yield local, Cluster(local.kubeconfig, local=True)
+    finally:
+        local.stop()
+
+
+def create_workloads(c: Cluster, ns: str) -> None:
+    base = f"/apis/batch/v1/namespaces/{ns}/cronjobs"
+
+    def cron(name: str, template: dict[str, Any], job: dict[str, Any], **spec: Any) -> None:
+        body = objects.cronjob(name, "* * * * *", template, job, **spec)
+        body["metadata"]["annotations"] = dict(ANNOTATIONS)
+        if name == "fails":
+            body["metadata"]["annotations"]["kube-batch-exporter/max-consecutive-failures"] = "1"
+        c.kube.create(base, body)
+
+    cron("fails", pod_template(c, "1s", exit_code=1), {"backoffLimit": 0}, failedJobsHistoryLimit=1)
+    cron("works", pod_template(c, "1s"), {}, successfulJobsHistoryLimit=1)
+    cron("ttl0", pod_template(c, "2s"), {"ttlSecondsAfterFinished": 0})
+    cron("forbid", pod_template(c, "75s"), {}, concurrencyPolicy="Forbid")
+    for i in range(120):  # pages for the mid-list kill: suspended Jobs never run
+        body = objects.job(f"filler-{i}", pod_template(c, "1s"), suspend=True)
+        c.kube.create(f"/apis/batch/v1/namespaces/{ns}/jobs", body)
+
+
+def test_sigkill_at_three_moments_loses_and_doubles_nothing(
+    own_cluster: tuple[LocalCluster, Cluster], tmp_path: Path
+) -> None:
+    local, c = own_cluster
+    ns = new_namespace(c, "continuity")
+    oracle = Recorder(c.kube, ns)
+    port = free_port()
+    state = tmp_path / "state"
+    args = ("--namespaces", ns, "--state-file", str(state), "--state-interval", "2s")
+    logs = iter(tmp_path / f"exporter-{i}.log" for i in range(1, 10))
+    prometheus = Prometheus(tmp_path, f"http://127.0.0.1:{port}", "http://127.0.0.1:1")
+    prometheus.start()
+    started = time.time()
+    exporter = Exporter(c.kubeconfig, next(logs), *args, port=port)
+    try:
+        create_workloads(c, ns)
+        exporter.wait_ready()
+        eventually(
+            lambda: (
+                expected(oracle)["runs"][("fails", "failed")] >= 1
+                and exporter.value("kube_batch_job_running_seconds", ns, owner_name="forbid")
+            ),
+            150,
+            "a failure, and the Forbid run active",
+        )
+        agree(exporter, ns, oracle, "before any restart")
+        eventually(lambda: state.exists(), 10, "a checkpoint")
+
+        # 1. mid-run
+        exporter.kill()
+        wait_for_clock(time.time() + 8)
+
+        # 2. mid-list at start-up: at least one LIST page fetched, the Job LIST not complete
+        exporter = Exporter(
+            c.kubeconfig, next(logs), *args, "--list-page-size", "1",
+            "--new-series-delay", "0s", port=port,
+        )  # fmt: skip
+        kill_mid_list(exporter)
+        wait_for_clock(time.time() + 5)
+
+        exporter = Exporter(c.kubeconfig, next(logs), *args, port=port)
+        exporter.wait_ready()
+        agree(exporter, ns, oracle, "after the mid-run and mid-list kills")
+
+        # 3. a controller-manager outage over two slots, the exporter killed in the middle
+        outage = next_minute(time.time(), 15)
+        wait_for_clock(outage)
+        local.stop_component("kube-controller-manager")
+        wait_for_clock(outage + 60)  # one slot passed without the controller
+        exporter.kill()
+        wait_for_clock(time.time() + 8)
+        exporter = Exporter(c.kubeconfig, next(logs), *args, port=port)
+        exporter.wait_ready()
+        wait_for_clock(outage + 120)  # a second slot passes while the controller is down
+        local.start_component("kube-controller-manager")
+        agree(exporter, ns, oracle, "after the kill during the outage")
+
+        # the end: suspend everything mid-minute, let every run finish and every slot decide
+        wait_for_clock(next_minute(time.time(), 30))
+        for name in CRONJOBS:
+            c.kube.patch(
+                f"/apis/batch/v1/namespaces/{ns}/cronjobs/{name}", {"spec": {"suspend": True}}
+            )
+        suspended = time.time()
+        eventually(lambda: oracle.active() == 0, 120, "every run finished")
+        agree(exporter, ns, oracle, "at the end")
+        created = {
+            cj["metadata"]["name"]: stamp(cj["metadata"]["creationTimestamp"])
+            for cj in c.kube.get(f"/apis/batch/v1/namespaces/{ns}/cronjobs")["items"]
+        }
+        wait_for_clock(next_minute(suspended, 12))  # the last slot before it is decided
+        for name in CRONJOBS:
+            slots = {float(m) for m in range(int(created[name] // 60 + 1) * 60, int(suspended), 60)}
+            want = len(slots - oracle.ran_slots(name))
+            eventually(
+                lambda name=name, want=want: missed(exporter, ns, name) == want,
+                30,
+                f"{name}: {want} slots missed ({sorted(slots - oracle.ran_slots(name))})",
+            )
+        end = time.time()
+        assert_no_reset_and_no_gap(prometheus, started, end)
+    finally:
+        oracle.close()
+        if exporter.proc.poll() is None:
+            assert exporter.stop() == 0, exporter.log.read_text()[-3000:]
+        prometheus.stop()
+
+
+def kill_mid_list(exporter: Exporter, timeout: float = 30) -> None:
+    """SIGKILL once the exporter has fetched a page of its Job LIST and not finished it.
+
+    Polled without pause: the LIST of 120 one-object pages takes well under a second.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert exporter.proc.poll() is None, exporter.log.read_text()[-2000:]
+        try:
+            _, text = exporter.get("/metrics")
+        except OSError:
+            continue
+        self = {
+            (s.name, s.labels.get("resource"), s.labels.get("verb")): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        pages = self.get(("kube_batch_exporter_api_requests_total", "jobs", "list"), 0)
+        synced = self.get(("kube_batch_exporter_synced", "jobs", None))
+        assert synced != 1, "the Job LIST completed before the kill"
+        if pages >= 1:
+            exporter.kill()
+            return
+    raise AssertionError("the exporter never started its Job LIST")
+
+
+def missed(exporter: Exporter, ns: str, cronjob: str) -> float:
+    return sum(
+        s.value
+        for s in exporter.samples("kube_batch_cronjob_missed_schedules_total", ns)
+        if s.labels["cronjob"] == cronjob and s.labels["reason"] != "suspended"
+    )
+
+
+def assert_no_reset_and_no_gap(prometheus: Prometheus, start: float, end: float) -> None:
+    window = f"{int(end - start) + 60}s"
+    seen = 0
+    for name in COUNTERS:
+        reset = prometheus.query(f"resets({name}[{window}]) > 0", at=end)
+        assert reset == [], (name, [r["metric"] for r in reset])
+        seen += len(prometheus.query(f"count_over_time({name}[{window}])", at=end))
+    assert seen > 50  # the check above had series to look at
+    firing = prometheus.query_range(
+        'ALERTS{alertname="CronJobFailing", cronjob="fails", alertstate="firing"}', start, end, 2
+    )
+    assert len(firing) == 1, firing
+    times = [float(t) for t, _ in firing[0]["values"]]
+    gaps = [b - a for a, b in itertools.pairwise(times) if b - a > 2]
+    assert not gaps, f"CronJobFailing stopped firing for {gaps} s"
+    assert end - times[-1] < 10  # and it still fires
+
+
+def test_the_configmap_backend_splits_and_commits_whole(cluster: Cluster) -> None:
+    ns = new_namespace(cluster, "state")
+
+    async def scenario() -> None:
+        conn = await connect(str(cluster.kubeconfig), None)
+        async with conn.session() as session:
+            backend = ConfigMapBackend(ns, "kbe-state", session, conn)
+            assert await backend.read() is None
+            big = os.urandom(2_500_000)  # three ConfigMaps' worth
+            await backend.write(big)
+            assert await ConfigMapBackend(ns, "kbe-state", session, conn).read() == big
+            await backend.write(b"small")
+            assert await ConfigMapBackend(ns, "kbe-state", session, conn).read() == b"small"
+            await backend.write(big)  # into the other generation than the first big one
+            reader = ConfigMapBackend(ns, "kbe-state", session, conn)
+            assert await reader.read() == big
+            names = {
+                cm["metadata"]["name"]
+                for cm in cluster.kube.get(f"/api/v1/namespaces/{ns}/configmaps")["items"]
+            }
+            assert {"kbe-state", "kbe-state-a-1", "kbe-state-a-2", "kbe-state-b-1"} <= names
+            # a part overwritten behind the head's back is caught by the digest
+            head = cluster.kube.get(f"/api/v1/namespaces/{ns}/configmaps/kbe-state")
+            part = f"/api/v1/namespaces/{ns}/configmaps/kbe-state-{head['data']['generation']}-1"
+            cluster.kube.patch(part, {"binaryData": {"checkpoint": "AAAA"}})
+            with pytest.raises(StateError, match="digest"):
+                await ConfigMapBackend(ns, "kbe-state", session, conn).read()
+
+    asyncio.run(scenario())
