@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # system-deps: openssl, promtool/Prometheus and Alertmanager (tests/cluster/system-deps.sh).
-.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench bench-micro bench-instructions bench-slots prometheusrule dashboards dashboard-pictures clean
+.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench bench-micro bench-instructions bench-checkpoint bench-slots prometheusrule dashboards dashboard-pictures clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -73,6 +73,10 @@ bench: $(STAMP) control-plane
 	$(BIN)/pytest bench/test_hotpaths.py -q -p no:cacheprovider --benchmark-only \
 	  --benchmark-json=.bench-micro.json
 	$(BIN)/python -m bench.cluster --micro-json .bench-micro.json $(ARGS)
+
+# Checkpoint size, write and restore time at L (figures in docs/performance.md).
+bench-checkpoint: $(STAMP)
+	$(BIN)/python -m bench.checkpoint $(ARGS)
 
 # Memory per object and /metrics build time (figures in docs/performance.md).
 bench-micro: $(STAMP)

@@ -615,9 +615,11 @@ class RunTracker:
             self._pod_changed(old, new, self._pods_live)
 
     def _pod_changed(self, old: Pod | None, new: Pod, live: bool) -> None:
-        """``live``: the change was seen after the first Pod LIST (a parked one keeps the
-        flag it arrived with: a Pod listed at start-up is the baseline, whenever its Job
-        arrives)."""
+        """Count one pod change; ``live`` says it came after the first Pod LIST.
+
+        A parked change keeps the flag it arrived with: a Pod listed at start-up is the
+        baseline, whenever its Job arrives.
+        """
         if not new.job_uid:
             return
         job = self._jobs.get(new.job_uid)

@@ -133,6 +133,20 @@ class SlotsState:
     written: float
 
 
+def _kept_runs(
+    runs: dict[str, tuple[float, float | None]],
+) -> dict[str, tuple[float, float | None]]:
+    """The run intervals a checkpoint keeps, finished ones under short keys.
+
+    A finished run's UID is never looked up again (only its interval matters to the Forbid
+    rule): a short key compresses, 36 random characters do not.
+    """
+    return {
+        (uid if end is None else f"~{i}"): (created, end)
+        for i, (uid, (created, end)) in enumerate(runs.items())
+    }
+
+
 def slot_of(job: Job) -> float | None:
     """The slot a controller-made Job belongs to: annotation, else the name suffix."""
     if job.scheduled is not None:
@@ -189,7 +203,7 @@ class SlotTracker:
                     s.cj.timezone,
                     s.cursor,
                     frozenset(s.ran),
-                    dict(s.runs),
+                    _kept_runs(s.runs),
                     list(s.suspensions),
                     dict(s.missed),
                     s.lag,

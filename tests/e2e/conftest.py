@@ -7,6 +7,7 @@ fails loudly under CI (``CI`` set) and skips with the reason elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -180,6 +181,27 @@ def exporter(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield proc
     finally:
         assert proc.stop() == 0, log.read_text()[-2000:]
+
+
+@contextlib.contextmanager
+def private_cluster(
+    tmp_path_factory: pytest.TempPathFactory, cluster: Cluster, name: str
+) -> Iterator[tuple[LocalCluster, Cluster]]:
+    """A local control plane of a module's own, for scenarios that stop its components."""
+    if not cluster.local:
+        pytest.skip(reason="stops the controller-manager: needs the local control plane")
+    local = LocalCluster(tmp_path_factory.mktemp(name), build())
+    local.start()
+    try:
+        yield local, Cluster(local.kubeconfig, local=True)
+    finally:
+        local.stop()
+
+
+def wait_for_clock(instant: float) -> None:
+    """Let wall-clock time reach ``instant``: how long a scenario's outage or pause lasts."""
+    while time.time() < instant:
+        time.sleep(min(1.0, instant - time.time()))
 
 
 def alive(pid: int) -> bool:

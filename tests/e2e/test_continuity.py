@@ -39,10 +39,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.kube.connecting import connect
 from exporter.persist.backends import ConfigMapBackend, StateError
 from tests.cluster import objects
-from tests.cluster.controlplane import LocalCluster, build, free_port
+from tests.cluster.controlplane import LocalCluster, free_port
 from tests.cluster.kube import Kube
 from tests.cluster.monitoring import Prometheus
-from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
+from tests.e2e.conftest import (
+    Cluster,
+    Exporter,
+    eventually,
+    new_namespace,
+    pod_template,
+    private_cluster,
+    wait_for_clock,
+)
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -64,12 +72,6 @@ COUNTERS = [
     ),
 ]
 """Every batch counter and histogram series (the exporter's own counters are per process)."""
-
-
-def wait_for_clock(instant: float) -> None:
-    """Let wall-clock time reach ``instant`` (how long the scenario's outages last)."""
-    while time.time() < instant:
-        time.sleep(min(1.0, instant - time.time()))
 
 
 def next_minute(at: float, plus: float) -> float:
@@ -203,14 +205,8 @@ def agree(exporter: Exporter, ns: str, oracle: Recorder, what: str) -> None:
 def own_cluster(
     tmp_path_factory: pytest.TempPathFactory, cluster: Cluster
 ) -> Iterator[tuple[LocalCluster, Cluster]]:
-    if not cluster.local:
-        pytest.skip(reason="stops the controller-manager: needs the local control plane")
-    local = LocalCluster(tmp_path_factory.mktemp("continuity"), build())
-    local.start()
-    try:
-        yield local, Cluster(local.kubeconfig, local=True)
-    finally:
-        local.stop()
+    with private_cluster(tmp_path_factory, cluster, "continuity") as both:
+        yield both
 
 
 def create_workloads(c: Cluster, ns: str) -> None:

@@ -15,7 +15,6 @@ suspension lasts), not synchronisation; outcomes are always awaited on /metrics.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,16 @@ from typing import Any
 import pytest
 
 from tests.cluster import objects
-from tests.cluster.controlplane import LocalCluster, build
-from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
+from tests.cluster.controlplane import LocalCluster
+from tests.e2e.conftest import (
+    Cluster,
+    Exporter,
+    eventually,
+    new_namespace,
+    pod_template,
+    private_cluster,
+    wait_for_clock,
+)
 
 GRACE = {"kube-batch-exporter/missed-grace": "10s"}
 # The outage scenario lasts about five minutes by design.
@@ -44,12 +51,6 @@ def missed(exp: Exporter, ns: str, name: str, reason: str) -> float:
         exp.value("kube_batch_cronjob_missed_schedules_total", ns, cronjob=name, reason=reason)
         or 0.0
     )
-
-
-def wait_for_clock(instant: float) -> None:
-    """Let wall-clock time reach ``instant`` (the scenario's outage/suspension length)."""
-    while time.time() < instant:
-        time.sleep(min(1.0, instant - time.time()))
 
 
 def job_slots(cluster: Cluster, ns: str) -> list[float]:
@@ -86,14 +87,8 @@ def shared(cluster: Cluster, exporter: Exporter) -> Iterator[dict[str, str]]:
 def outage_cluster(
     tmp_path_factory: pytest.TempPathFactory, cluster: Cluster
 ) -> Iterator[tuple[LocalCluster, Cluster]]:
-    if not cluster.local:
-        pytest.skip(reason="stops the controller-manager: needs the local control plane")
-    local = LocalCluster(tmp_path_factory.mktemp("outage"), build())
-    local.start()
-    try:
-        yield local, Cluster(local.kubeconfig, local=True)
-    finally:
-        local.stop()
+    with private_cluster(tmp_path_factory, cluster, "outage") as both:
+        yield both
 
 
 def test_outage_deadline_and_exporter_restart(
