@@ -138,6 +138,15 @@ class Exporter:
             if s.name == name and s.labels.get("namespace") == namespace
         ]
 
+    def own(self, name: str, **labels: str) -> float | None:
+        """A self-metric sample (those have no namespace)."""
+        _, text = self.get("/metrics")
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return float(s.value)
+        return None
+
     def value(self, name: str, namespace: str, **labels: str) -> float | None:
         for sample in self.samples(name, namespace):
             if all(sample.labels.get(k) == v for k, v in labels.items()):

@@ -10,6 +10,7 @@ this Prometheus over the scenarios' window.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -71,9 +72,17 @@ def stack(
     prometheus = Prometheus(work, exporter.url, alertmanager.url)
     try:
         prometheus.start()
-        failing_ns, forbid_ns = (
+        failing_ns, forbid_ns, once_ns = (
             new_namespace(cluster, "alert-fail"),
             new_namespace(cluster, "alert-miss"),
+            new_namespace(cluster, "alert-once"),
+        )
+        cluster.kube.create(  # a new Job family whose first and only run fails
+            f"/apis/batch/v1/namespaces/{once_ns}/jobs",
+            {
+                "metadata": {"generateName": "once-"},
+                "spec": {"backoffLimit": 0, "template": pod_template(cluster, "1s", exit_code=1)},
+            },
         )
         cluster.kube.create(
             f"/apis/batch/v1/namespaces/{failing_ns}/cronjobs",
@@ -111,6 +120,7 @@ def stack(
             "prometheus": prometheus,
             "failing": failing_ns,
             "forbid": forbid_ns,
+            "once": once_ns,
         }
     finally:
         prometheus.stop()
@@ -171,6 +181,27 @@ def test_cronjob_failing_pages_then_resolves_when_fixed(
         "the resolved notification",
     )
     print(f"CronJobFailing fired and resolved in {time.monotonic() - started:.0f}s")
+
+
+def test_a_new_familys_first_failure_is_one_failed_run_on_the_dashboard(
+    stack: dict[str, Any],
+) -> None:
+    """The series is born at 0, so plain increase() over the window sees its first run."""
+    (panel,) = [p for p in OVERVIEW.panels() if p.title == "Failed runs"]
+    start = stack["started"]
+    state: dict[str, Any] = {}
+
+    def failed_runs() -> bool:
+        alone = dataclasses.replace(OVERVIEW, items=(panel,))
+        (result,) = run(
+            stack["prometheus"].url, alone, {"namespace": stack["once"]}, start, time.time()
+        )
+        state["result"] = result
+        values = [float(s["value"][1]) for s in result.series]
+        return len(values) == 1 and abs(values[0] - 1) < 0.05
+
+    eventually(failed_runs, 90, "the Failed runs panel at 1")
+    assert not state["result"].error
 
 
 def test_skipped_slots_page_as_missed_schedule(stack: dict[str, Any]) -> None:

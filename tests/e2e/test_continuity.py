@@ -368,6 +368,44 @@ def assert_no_reset_and_no_gap(prometheus: Prometheus, start: float, end: float)
     assert end - times[-1] < 10  # and it still fires
 
 
+def test_a_corrupt_or_foreign_checkpoint_means_a_clean_start(
+    cluster: Cluster, own_cluster: tuple[LocalCluster, Cluster], tmp_path: Path
+) -> None:
+    _, other = own_cluster
+    ns = new_namespace(cluster, "fresh")
+    state = tmp_path / "state"
+    keep = ("--state-file", str(state), "--state-interval", "1s")
+    body = {"metadata": {"generateName": "once-"}, "spec": {"template": pod_template(cluster)}}
+    cluster.kube.create(f"/apis/batch/v1/namespaces/{ns}/jobs", body)
+
+    def starts_fresh(c: Cluster, name: str, why: str) -> Exporter:
+        exporter = Exporter(c.kubeconfig, tmp_path / f"{name}.log", "--namespaces", ns, *keep)
+        exporter.wait_ready()
+        eventually(lambda: exporter.own("kube_batch_exporter_errors_total", kind="state") == 1,
+                   30, f"{name}: the unusable checkpoint counted")  # fmt: skip
+        assert why in exporter.log.read_text()
+        return exporter
+
+    first = Exporter(cluster.kubeconfig, tmp_path / "first.log", "--namespaces", ns, *keep)
+    first.wait_ready()
+    counted = ("kube_batch_runs_total", ns)
+    eventually(lambda: first.value(*counted, owner_name="once", result="succeeded") == 1, 60,
+               "the run counted")  # fmt: skip
+    assert first.stop() == 0  # SIGTERM writes the last checkpoint
+    assert state.exists()
+
+    foreign = starts_fresh(other, "foreign", "written for another cluster")
+    assert foreign.stop() == 0  # and replaces it with its own
+
+    state.write_bytes(b"\x1f\x8b\x08 not gzip after all")
+    corrupt = starts_fresh(cluster, "corrupt", "starting fresh, ignoring the checkpoint")
+    try:  # a fresh start: the finished Job feeds the last-run gauges, no counter
+        assert corrupt.value(*counted, owner_name="once", result="succeeded") is None
+        assert corrupt.value("kube_batch_last_run_success", ns, owner_name="once") == 1
+    finally:
+        assert corrupt.stop() == 0
+
+
 def test_the_configmap_backend_splits_and_commits_whole(cluster: Cluster) -> None:
     ns = new_namespace(cluster, "state")
 
