@@ -91,6 +91,7 @@ def test_help_lists_exactly_the_settings_with_their_defaults() -> None:
         (["--max-owners", "0"], "expected a positive integer"),
         (["--duration-buckets", "5,1"], "strictly increasing"),
         (["--log-format", "xml"], "expected one of text, json"),
+        (["--state-configmap", "no-slash"], "expected NAMESPACE/NAME"),
     ],
 )
 def test_bad_input_exits_with_usage_error(
@@ -122,3 +123,19 @@ def test_excluding_every_chosen_namespace_is_refused_at_start_up(
     assert parse_settings(
         ["--namespaces", "a,b", "--exclude-namespaces", "b"], environ={}
     ).scopes() == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--state-file", "/s", "--state-configmap", "ns/s"], "exclude each other"),
+        (["--state-interval", "0s"], "longer than 0s"),
+    ],
+)
+def test_checkpoint_settings_that_cannot_work_are_refused_at_start_up(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_settings(argv, environ={})
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

@@ -228,6 +228,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.state_file and self.state_configmap:
             raise ValueError("--state-file and --state-configmap exclude each other: choose one")
+        if self.state_interval <= 0:
+            raise ValueError("--state-interval must be longer than 0s")
         if self.namespaces and not self.scopes():
             raise ValueError(
                 "every namespace of --namespaces is also in --exclude-namespaces: "
