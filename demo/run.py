@@ -11,6 +11,7 @@ is recorded in ``.demo/pids``. Ports can be changed with ``KBE_DEMO_PORT`` (expo
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,9 +42,30 @@ def exporter_ready(url: str) -> bool:
         return resp.status == 200
 
 
+PARTS = ("etcd", "pki", "logs", "admin.kubeconfig", "pids", "prometheus", "alertmanager")
+"""What a demo leaves in its directory; only these are removed by the next one."""
+
+
+def start_clean() -> None:
+    """Stop a previous demo that is still running and remove what it left.
+
+    Its etcd data would otherwise hold the old cluster (creating the kwok nodes again failed
+    with 409 Conflict) and Prometheus the old series.
+    """
+    stop_recorded(STATE)
+    left = [STATE / part for part in PARTS if (STATE / part).exists()]
+    for path in left:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if left:
+        log(f"starting clean: removed the previous demo's cluster and monitoring data in {STATE}")
+
+
 def main() -> int:
     """Start everything, print the URLs, stop everything on Ctrl-C or when a part ends."""
-    stop_recorded(STATE)  # a previous demo that was not stopped
+    start_clean()
     log("building the control plane if needed (first time: about 12 minutes)")
     cluster = LocalCluster(STATE, build())
     cluster.start()
