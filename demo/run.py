@@ -63,8 +63,47 @@ def start_clean() -> None:
         log(f"starting clean: removed the previous demo's cluster and monitoring data in {STATE}")
 
 
+def alerts_page(prometheus: str) -> str:
+    """Prometheus' alerts page where this build serves it.
+
+    Debian's package has only the classic UI, under ``/classic/``; upstream builds serve the
+    new UI at ``/alerts``.
+    """
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(prometheus + "/alerts", timeout=5):
+            return prometheus + "/alerts"
+    except urllib.error.HTTPError:
+        return prometheus + "/classic/alerts"
+
+
 def main() -> int:
     """Start everything, print the URLs, stop everything on Ctrl-C or when a part ends."""
+    try:
+        parts = start()
+    except KeyboardInterrupt:  # Ctrl-C before everything was up: no traceback, no leftovers
+        log("interrupted while starting: stopping what was started")
+        stop_recorded(STATE)
+        return 130
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(p.poll() is None for p in parts):
+        time.sleep(0.5)
+    log("stopping the demo")
+    stop_recorded(STATE)
+    return 0
+
+
+def start() -> list[subprocess.Popen[bytes]]:
+    """Start the cluster, the workloads, the exporter, Alertmanager and Prometheus."""
     start_clean()
     log("building the control plane if needed (first time: about 12 minutes)")
     cluster = LocalCluster(STATE, build())
@@ -99,32 +138,22 @@ def main() -> int:
     prometheus.start()
     assert prometheus.proc is not None
     record(prometheus.proc.pid, "prometheus")
+    # Debian's Alertmanager has no web application (its page says so): its CLI instead
+    amtool = shutil.which("amtool") or "amtool"
     print(
         f"""
 kube-batch-exporter demo is running
   metrics:       {url}/metrics
   status:        {url}/
-  alert rules:   {prometheus.url}/alerts
-  Alertmanager:  {alertmanager.url}/#/alerts   (first alerts after 1-3 minutes)
+  alert rules:   {alerts_page(prometheus.url)}
+  alerts:        {amtool} --alertmanager.url={alertmanager.url} alert query
+                 (first alerts after 1-3 minutes)
   kubeconfig:    {cluster.kubeconfig}   (kubectl: {cluster.bin / "kubectl"})
 Stop with Ctrl-C, or `make demo-stop` from another shell.
 """,
         flush=True,
     )
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    parts = [exporter, alertmanager.proc, prometheus.proc]
-    while not stopping and all(p.poll() is None for p in parts):
-        time.sleep(0.5)
-    log("stopping the demo")
-    stop_recorded(STATE)
-    return 0
+    return [exporter, alertmanager.proc, prometheus.proc]
 
 
 if __name__ == "__main__":

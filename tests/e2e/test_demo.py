@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,8 +59,12 @@ class Demo:
             return False
 
     def wait_up(self) -> None:
+        """Until it prints its URLs, which it does once every part answers."""
         eventually(
-            lambda: self.up(self.exporter + "/readyz") and self.up(self.alertmanager + "/-/ready"),
+            lambda: (
+                self.up(self.exporter + "/readyz")
+                and "demo is running" in self.log_path.read_text()
+            ),
             180,
             "the demo stack",
         )
@@ -117,6 +122,14 @@ def test_demo_shows_runs_and_alerts_stops_cleanly_and_runs_again(tmp_path: Path)
         )
         assert demo.total("kube_batch_runs_total", result="failed", **flaky) == 0
         assert demo.total("kube_batch_pod_failures_total", reason="Error", **flaky) >= 1
+        printed = demo.log_path.read_text()
+        for url in re.findall(r"(http://127\.0\.0\.1:\d+/\S*)", printed):
+            page = get(url)  # raises on 404
+            assert "does not include a web application" not in page, url
+        (command,) = re.findall(r"(\S*amtool --alertmanager\.url=\S+ alert query)", printed)
+        listed = subprocess.run(command.split(), capture_output=True, text=True, check=True)
+        missing = [name for name in set(firing()) if name not in listed.stdout]
+        assert not missing, listed.stdout  # the printed command shows what fires
     finally:
         demo.stop()
 
