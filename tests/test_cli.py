@@ -97,11 +97,16 @@ def test_help_lists_exactly_the_settings_with_their_defaults() -> None:
 def test_bad_input_exits_with_usage_error(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    err = usage_error(argv, capsys)
+    assert f"argument {argv[0]}: " in err and message in err
+
+
+def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """What parse_settings says on stderr when it exits with the usage-error code 2."""
     with pytest.raises(SystemExit) as exc:
         parse_settings(argv, environ={})
     assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert f"argument {argv[0]}: " in err and message in err
+    return capsys.readouterr().err
 
 
 def test_bad_env_is_reported_with_its_flag_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
@@ -135,7 +140,4 @@ def test_excluding_every_chosen_namespace_is_refused_at_start_up(
 def test_checkpoint_settings_that_cannot_work_are_refused_at_start_up(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exc:
-        parse_settings(argv, environ={})
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in usage_error(argv, capsys)

@@ -397,7 +397,7 @@ class RunTracker:
             winner = None
         for run in runs:
             if run is winner:
-                self._finish(run, "succeeded", "Unknown", at)
+                self._finish(run, "succeeded", _usual_success_reason(h), at)
             else:
                 self._finish(run, "deleted", "Unknown", None)
 
@@ -665,6 +665,22 @@ class RunTracker:
             self._health.count(ErrorKind.PARKED_PODS_DROPPED)
             return
         self._parked.setdefault(new.job_uid, []).append((old, new, live))
+
+
+def _usual_success_reason(h: History | None) -> str:
+    """The reason most of an owner's successes had (``Unknown`` before the first one).
+
+    A success known only from ``lastSuccessfulTime`` may have been counted, with its true
+    reason, by the exporter that was killed after its last checkpoint. Counted again under
+    another reason, that reason's series would drop by one, which Prometheus reads as a
+    counter reset; a CronJob's runs succeed for the same reason, so its usual one continues
+    the series instead.
+    """
+    reasons = Counter[str]()
+    for (result, reason, _), n in h.runs.items() if h is not None else ():
+        if result == "succeeded":
+            reasons[reason] += n
+    return reasons.most_common(1)[0][0] if reasons else "Unknown"
 
 
 def _duration(job: Run, end: float | None) -> float | None:

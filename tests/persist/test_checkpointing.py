@@ -114,6 +114,29 @@ def test_runs_that_ended_while_away_are_counted_once_from_what_the_cluster_says(
     assert counted(second, "succeeded", "Unknown") == 1  # b or c, from lastSuccessfulTime
     assert counted(second, "deleted", "Unknown") == 1  # the other: nothing tells more
     assert counted(second, "succeeded", "CompletionsReached") is None  # old: not news
+
+
+def test_a_success_known_only_from_the_cronjob_continues_its_usual_reason() -> None:
+    # counted by the exporter that was killed after its last checkpoint, then deleted (TTL 0):
+    # counted again under "Unknown", the CompletionsReached series would drop, a reset
+    first = exporter(now=1000)
+    first.start([cronjob()], jobs=[running(name="backup-a", uid="a")])
+    first.jobs.upsert(complete(end=990, name="backup-a", uid="a"))
+    first.jobs.upsert(running(name="backup-b", uid="b"))
+    backend = Memory()
+    checkpoint(first, backend)
+    first.now += 20
+    first.jobs.upsert(complete(end=1010, name="backup-b", uid="b"))
+    first.jobs.delete(complete(end=1010, name="backup-b", uid="b"))  # killed right after
+    before = history(first)
+
+    second = restart(backend, now=1060)
+    second.start([cronjob(last_success=1010)], jobs=[complete(end=990, name="backup-a", uid="a")])
+    assert counted(second, "succeeded", "CompletionsReached") == 2
+    assert counted(second, "succeeded", "Unknown") is None
+    assert {k: v for k, v in history(second).items() if k[0] == "kube_batch_runs_total"} == {
+        k: v for k, v in before.items() if k[0] == "kube_batch_runs_total"
+    }
     assert streak(second) == 0  # a failed at 1100, before the success at 1150
 
 
