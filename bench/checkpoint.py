@@ -71,16 +71,9 @@ def fill(e: Exporter, cronjobs: int, jobs: int, pods: int) -> None:
 
 
 def checkpointer(e: Exporter, path: Path) -> Checkpointer:
-    """A checkpointer over ``e`` writing to ``path``, as the lifecycle makes one."""
-    return Checkpointer(
-        FileBackend(str(path)),
-        cluster="bench",
-        health=e.health,
-        runs=e.runs,
-        slots=e.slots,
-        exposition=e.exposition,
-        duration_buckets=e.settings.duration_buckets,
-    )
+    """A checkpointer over ``e``'s engine writing to ``path``, as the lifecycle makes one."""
+    assert e.engine is not None
+    return e.checkpointer(e.engine, FileBackend(str(path)), "bench")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ caches, owner index, trackers and renderers are those of :func:`exporter.app.wir
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from exporter.metrics.exposition import Group
 from exporter.persist.backends import Backend
 from exporter.persist.checkpointing import Checkpointer
 from exporter.store.caching import ObjectCache
+from exporter.track.runs import RunTracker
+from exporter.track.slots import SlotTracker
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z, a multiple of every schedule the tests use
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -36,16 +39,29 @@ class World:
     most tests are about what is counted, and the births have their own tests.
     """
 
-    def __init__(self, now: float = 0.0, **settings: Any) -> None:
+    def __init__(self, now: float = 0.0, standby: bool = False, **settings: Any) -> None:
+        """``standby``: caches only, no engine, until :meth:`take_over`."""
         self.now = T0 + now
         settings.setdefault("new_series_delay", 0.0)
-        self.exporter = build(Settings(**settings), clock=lambda: self.now)
+        self.exporter = build(Settings(**settings), clock=lambda: self.now, engine=not standby)
         self.health = self.exporter.health
         self.jobs = self.exporter.jobs
         self.pods = self.exporter.pods
         self.cronjobs = self.exporter.cronjobs
-        self.runs = self.exporter.runs
-        self.slots = self.exporter.slots
+
+    @property
+    def runs(self) -> RunTracker:
+        return self.exporter.runs
+
+    @property
+    def slots(self) -> SlotTracker:
+        return self.exporter.slots
+
+    def take_over(self, backend: Backend) -> None:
+        """Lead from now on, as the lifecycle's term does: restore, then attach."""
+        engine = self.exporter.new_engine()
+        asyncio.run(self.exporter.checkpointer(engine, backend, "test-cluster").restore())
+        self.exporter.attach(engine)
 
     def start(
         self,
@@ -59,18 +75,10 @@ class World:
         relist(self.pods, pods)
 
     def checkpointer(self, backend: Backend, cluster: str = "test-cluster") -> Checkpointer:
-        """A checkpointer over this exporter's parts, as the lifecycle makes it."""
-        e = self.exporter
-        return Checkpointer(
-            backend,
-            cluster=cluster,
-            health=e.health,
-            runs=e.runs,
-            slots=e.slots,
-            exposition=e.exposition,
-            duration_buckets=e.settings.duration_buckets,
-            clock=lambda: self.now,
-        )
+        """A checkpointer over this exporter's engine, as the lifecycle makes it."""
+        engine = self.exporter.engine
+        assert engine is not None
+        return self.exporter.checkpointer(engine, backend, cluster)
 
     def at(self, seconds: float) -> World:
         """Move the clock to T0 + seconds and let the trackers decide what fell due."""

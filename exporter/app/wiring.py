@@ -1,8 +1,8 @@
 """Wiring: caches, the owner index, trackers and renderers, subscribed to each other.
 
-:func:`build` makes one :class:`Exporter`; nothing runs until :mod:`exporter.app.lifecycle`
-starts its watchers and loops. The subscription order below is the order in which each change
-reaches its consumers.
+:func:`build` makes one :class:`Exporter`: the caches, which live as long as the process, and
+an :class:`Engine` (owner index, trackers, renderers), which lives one term of leadership.
+Nothing runs until :mod:`exporter.app.lifecycle` starts its watchers and loops.
 """
 
 from __future__ import annotations
@@ -20,14 +20,31 @@ from exporter.health.state import Health, Resource
 from exporter.kube.connecting import Connection
 from exporter.kube.watching import Backoff, Endpoint, Watcher
 from exporter.metrics import runs, slots, state
-from exporter.metrics.registry import Exposition
+from exporter.metrics.registry import Exposition, Renderers
 from exporter.metrics.selfmetrics import registry
+from exporter.persist.backends import Backend
+from exporter.persist.checkpointing import Checkpointer
 from exporter.store.caching import ObjectCache
 from exporter.store.owners import OwnerIndex
 from exporter.store.projecting import project_cronjob, project_job, project_pod
 from exporter.store.records import CronJob, Job, Pod
 from exporter.track.runs import RunTracker
 from exporter.track.slots import SlotTracker
+
+
+@dataclass(slots=True)
+class Engine:
+    """The trackers and renderers of one term of leadership, over the process's caches.
+
+    A standby keeps only the caches warm; each term builds a fresh engine, restores the last
+    checkpoint into it and then :meth:`Exporter.attach` replays the caches into it, which is
+    exactly what a restarted exporter's first LISTs would do (contract §10).
+    """
+
+    owners: OwnerIndex
+    runs: RunTracker
+    slots: SlotTracker
+    renderers: Renderers
 
 
 @dataclass(slots=True)
@@ -39,9 +56,81 @@ class Exporter:
     jobs: ObjectCache[Job]
     cronjobs: ObjectCache[CronJob]
     pods: ObjectCache[Pod]
-    runs: RunTracker
-    slots: SlotTracker
     exposition: Exposition
+    clock: Callable[[], float]
+    engine: Engine | None = None
+    """The attached engine; None between terms (a standby, or a leader that lost its Lease)."""
+
+    @property
+    def runs(self) -> RunTracker:
+        """The attached engine's run tracker."""
+        assert self.engine is not None, "no engine attached"
+        return self.engine.runs
+
+    @property
+    def slots(self) -> SlotTracker:
+        """The attached engine's slot tracker."""
+        assert self.engine is not None, "no engine attached"
+        return self.engine.slots
+
+    def new_engine(self) -> Engine:
+        """Fresh trackers and renderers, not yet fed anything (a checkpoint goes in first)."""
+        s, health, clock = self.settings, self.health, self.clock
+        owners = OwnerIndex(health)
+        run_tracker = RunTracker(
+            health,
+            owners,
+            duration_buckets=s.duration_buckets,
+            max_owners=s.max_owners,
+            forget_after=s.forget_owners_after,
+            clock=clock,
+        )
+        slot_tracker = SlotTracker(
+            health, grace=s.missed_grace, max_backfill=s.max_missed_backfill, clock=clock
+        )
+        renderers = Renderers(health, clock, s.new_series_delay)
+        return Engine(owners, run_tracker, slot_tracker, renderers)
+
+    def attach(self, engine: Engine) -> None:
+        """Subscribe ``engine`` to the caches, replay them into it and serve its renderers.
+
+        The subscription order below is the order in which each change reaches its consumers.
+        """
+        self.detach()
+        rendered = engine.renderers
+        self.jobs.subscribe(rendered[state.JOB].changed)
+        self.jobs.subscribe(engine.owners.job_changed)
+        engine.owners.subscribe(rendered[state.RETAINED].changed)
+        self.cronjobs.subscribe(rendered[state.CRONJOB].changed)
+        engine.runs.follow(self.jobs, self.pods, self.cronjobs)
+        engine.runs.subscribe(rendered[runs.HISTORY].changed)
+        engine.runs.cronjob_success.subscribe(rendered[runs.CRONJOB_SUCCESS].changed)
+        engine.slots.follow(self.jobs, self.cronjobs)
+        engine.slots.subscribe(rendered[slots.SLOTS].changed)
+        self.engine = engine
+        self.exposition.renderers = rendered
+        for cache in (self.cronjobs, self.jobs, self.pods):
+            cache.replay()
+
+    def checkpointer(self, engine: Engine, backend: Backend, cluster: str) -> Checkpointer:
+        """What writes ``engine``'s state to ``backend`` and restores it from there."""
+        return Checkpointer(
+            backend,
+            cluster=cluster,
+            health=self.health,
+            runs=engine.runs,
+            slots=engine.slots,
+            renderers=engine.renderers,
+            duration_buckets=self.settings.duration_buckets,
+            clock=self.clock,
+        )
+
+    def detach(self) -> None:
+        """Stop feeding and serving the attached engine (the caches stay warm)."""
+        for cache in (self.cronjobs, self.jobs, self.pods):
+            cache.detach()
+        self.engine = None
+        self.exposition.renderers = None
 
     def watchers(self, session: aiohttp.ClientSession, conn: Connection) -> list[Watcher]:
         """One watcher per resource and namespace scope."""
@@ -72,10 +161,13 @@ class Exporter:
         ]
 
 
-def build(settings: Settings, clock: Callable[[], float] = time.time) -> Exporter:
-    """Create caches, trackers and renderers and subscribe them to each other.
+def build(
+    settings: Settings, clock: Callable[[], float] = time.time, *, engine: bool = True
+) -> Exporter:
+    """Create the caches and the exposition, and attach an engine unless ``engine`` is False.
 
     ``clock`` is what every time-dependent part reads (tests and replays move it by hand).
+    The lifecycle builds without an engine: each term of leadership attaches its own.
     """
     health = Health()
     scopes = settings.scopes()
@@ -83,28 +175,9 @@ def build(settings: Settings, clock: Callable[[], float] = time.time) -> Exporte
     jobs = ObjectCache(Resource.JOBS, project, health, scopes)
     cronjobs = ObjectCache(Resource.CRONJOBS, project_cronjob, health, scopes)
     pods = ObjectCache(Resource.PODS, project_pod, health, scopes)
-    owners = OwnerIndex(health)
-    run_tracker = RunTracker(
-        health,
-        owners,
-        duration_buckets=settings.duration_buckets,
-        max_owners=settings.max_owners,
-        forget_after=settings.forget_owners_after,
-        clock=clock,
-    )
-    slot_tracker = SlotTracker(
-        health, grace=settings.missed_grace, max_backfill=settings.max_missed_backfill, clock=clock
-    )
     delay = settings.new_series_delay
-    exposition = Exposition(registry(health, delay, clock), health, clock, delay)
-    rendered = exposition.renderers
-    jobs.subscribe(rendered[state.JOB].changed)
-    jobs.subscribe(owners.job_changed)
-    owners.subscribe(rendered[state.RETAINED].changed)
-    cronjobs.subscribe(rendered[state.CRONJOB].changed)
-    run_tracker.follow(jobs, pods, cronjobs)
-    run_tracker.subscribe(rendered[runs.HISTORY].changed)
-    run_tracker.cronjob_success.subscribe(rendered[runs.CRONJOB_SUCCESS].changed)
-    slot_tracker.follow(jobs, cronjobs)
-    slot_tracker.subscribe(rendered[slots.SLOTS].changed)
-    return Exporter(settings, health, jobs, cronjobs, pods, run_tracker, slot_tracker, exposition)
+    exposition = Exposition(registry(health, delay, clock), health)
+    exporter = Exporter(settings, health, jobs, cronjobs, pods, exposition, clock)
+    if engine:
+        exporter.attach(exporter.new_engine())
+    return exporter

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import exposition as text_format
@@ -20,6 +20,9 @@ from exporter.health.state import Health
 from exporter.metrics import runs, slots, state
 from exporter.metrics.exposition import Group, MetricType, RenderedFamilies, SeriesKey
 from exporter.metrics.selfmetrics import SELF
+from exporter.store.caching import Record
+
+R = TypeVar("R", bound=Record)
 
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -57,46 +60,61 @@ ALL: tuple[Declared, ...] = (
 )
 
 
-class Exposition:
-    """Builds the ``/metrics`` body: one renderer per group, then the self-metrics registry.
+class Renderers:
+    """One renderer per group: what one engine (one term of leadership) renders from records.
 
-    The wiring subscribes each renderer to the source of its records; a scrape writes them in
+    The wiring subscribes each renderer to the source of its records; it writes them in
     :data:`GROUPS` order, so the registry and the exposition cannot disagree.
     """
 
     def __init__(
-        self,
-        registry: CollectorRegistry,
-        health: Health,
-        clock: Callable[[], float] = time.time,
-        new_series_delay: float = 0.0,
+        self, health: Health, clock: Callable[[], float] = time.time, new_series_delay: float = 0.0
     ) -> None:
-        self.renderers: dict[Group[Any], RenderedFamilies[Any]] = {
+        self.by_group: dict[Group[Any], RenderedFamilies[Any]] = {
             group: RenderedFamilies(group, health, clock, new_series_delay) for group in GROUPS
         }
-        self._registry = registry
-        self._health = health
+
+    def __getitem__(self, group: Group[R]) -> RenderedFamilies[R]:
+        return self.by_group[group]
 
     def births(self) -> dict[str, dict[str, dict[SeriesKey, float]]]:
         """When each counter series was born, per group (named by its first family)."""
         return {
             group.families[0].name: renderer.live_births()
-            for group, renderer in self.renderers.items()
+            for group, renderer in self.by_group.items()
             if renderer.counting
         }
 
     def restore_births(self, births: dict[str, dict[str, dict[SeriesKey, float]]]) -> None:
         """Take the births from a checkpoint: those series continue rather than being born."""
-        for group, renderer in self.renderers.items():
+        for group, renderer in self.by_group.items():
             renderer.births.born.update(births.get(group.families[0].name, {}))
+
+    def write(self, out: list[bytes], openmetrics: bool) -> None:
+        """Append every group's families."""
+        for renderer in self.by_group.values():
+            renderer.write(out, openmetrics)
+
+
+class Exposition:
+    """Builds the ``/metrics`` body: the installed renderers, then the self-metrics registry.
+
+    The batch families are written only while the process leads (``Health.leading``, checked
+    at every scrape, so a leader that missed its renewal stops at once) and every resource is
+    synced (before that a restored counter may still grow by a relist).
+    """
+
+    def __init__(self, registry: CollectorRegistry, health: Health) -> None:
+        self.renderers: Renderers | None = None
+        self._registry = registry
+        self._health = health
 
     def scrape(self, openmetrics: bool) -> bytes:
         """The whole exposition body in the text format, or OpenMetrics when asked."""
         started = time.perf_counter()
         out: list[bytes] = []
-        if self._health.synced:  # not before: a restored counter may still grow by a relist
-            for renderer in self.renderers.values():
-                renderer.write(out, openmetrics)
+        if self.renderers is not None and self._health.synced and self._health.leading():
+            self.renderers.write(out, openmetrics)
         fmt = openmetrics_format if openmetrics else text_format
         out.append(fmt.generate_latest(self._registry))
         body = b"".join(out)

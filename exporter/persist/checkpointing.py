@@ -21,7 +21,7 @@ from typing import Any
 
 from exporter import __version__
 from exporter.health.state import ErrorKind, Health
-from exporter.metrics.registry import Exposition
+from exporter.metrics.registry import Renderers
 from exporter.persist import encoding
 from exporter.persist.backends import Backend, StateError
 from exporter.track.runs import RETRY_BUCKETS, RunsState, RunTracker
@@ -34,7 +34,7 @@ MAX_CHECKPOINT_BYTES = 256 * 2**20
 
 
 class Checkpointer:
-    """Writes and restores the checkpoint of one exporter's trackers and renderers."""
+    """Writes and restores the checkpoint of one engine's trackers and renderers."""
 
     def __init__(
         self,
@@ -44,7 +44,7 @@ class Checkpointer:
         health: Health,
         runs: RunTracker,
         slots: SlotTracker,
-        exposition: Exposition,
+        renderers: Renderers,
         duration_buckets: Sequence[float],
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -53,7 +53,7 @@ class Checkpointer:
         self._health = health
         self._runs = runs
         self._slots = slots
-        self._exposition = exposition
+        self._renderers = renderers
         self._buckets = tuple(duration_buckets)
         self._clock = clock
 
@@ -78,7 +78,7 @@ class Checkpointer:
             self._failed("starting fresh, ignoring", exc if str(exc) else type(exc).__name__)
             return False
         runs, slots, births, written = decoded
-        self._exposition.restore_births(births)
+        self._renderers.restore_births(births)
         self._runs.restore(runs)
         self._slots.restore(slots)
         logger.info(
@@ -115,8 +115,12 @@ class Checkpointer:
         return runs, slots, births, runs.written
 
     async def save(self) -> bool:
-        """Write a checkpoint now, if the caches are whole; False when none was written."""
-        if not self._health.synced:
+        """Write a checkpoint now, if the caches are whole and this process leads.
+
+        False when none was written: a standby or a deposed leader never overwrites the
+        leader's checkpoint.
+        """
+        if not (self._health.synced and self._health.leading()):
             return False
         started = time.perf_counter()
         content: dict[str, Any] = {
@@ -125,7 +129,7 @@ class Checkpointer:
             "cluster": self._cluster,
             "runs": encoding.runs(self._runs.snapshot()),
             "slots": encoding.slots(self._slots.snapshot()),
-            "births": encoding.births(self._exposition.births()),
+            "births": encoding.births(self._renderers.births()),
         }
         data = await asyncio.to_thread(_compress, content)
         try:

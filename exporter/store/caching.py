@@ -110,6 +110,23 @@ class ObjectCache(Generic[R]):
         """
         self._on_synced.append(callback)
 
+    def replay(self) -> None:
+        """Tell the subscribers about every record as created, then run the on-synced hooks.
+
+        A follower that starts late (a new leader's trackers, over caches a standby kept
+        warm) thereby sees the cache exactly as if its first LIST had just completed; if that
+        LIST has not completed yet, the hooks run when it does, as usual.
+        """
+        for record in list(self.records.values()):
+            self._changes.notify(None, record)
+        if self.synced:
+            self._run_on_synced()
+
+    def detach(self) -> None:
+        """Forget every subscriber and on-synced hook (a leader's trackers, at the term's end)."""
+        self._changes = Publisher(self.resource, self._health)
+        self._on_synced = []
+
     def upsert(self, raw: RawObject) -> None:
         """Apply an ADDED or MODIFIED object."""
         new = self._safe_project(raw)
@@ -178,16 +195,19 @@ class ObjectCache(Generic[R]):
         self._pending_scopes.discard(scope)
         self._state.synced = self.synced
         if self.synced and not was_synced:
-            for callback in self._on_synced:
-                name = getattr(callback, "__qualname__", "start-up hook")
-                with self._health.contained(ErrorKind.SUBSCRIBER, name, self.resource):
-                    callback()
+            self._run_on_synced()
         if vanished:
             logger.info(
                 "relist of %s removed %d objects deleted during the gap",
                 self.resource,
                 len(vanished),
             )
+
+    def _run_on_synced(self) -> None:
+        for callback in self._on_synced:
+            name = getattr(callback, "__qualname__", "start-up hook")
+            with self._health.contained(ErrorKind.SUBSCRIBER, name, self.resource):
+                callback()
 
 
 class Relist(Generic[R]):
