@@ -49,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
             metavar=s.metavar,
             type=_for_argparse(s.parse),
             help=text.replace("%", "%%"),
+            **({} if s.bare is None else {"nargs": "?", "const": s.parse(s.bare)}),
         )
     return p
 

@@ -30,6 +30,13 @@ EXAMPLES = {
     "state_file": ("/var/lib/kbe/state", "/var/lib/kbe/state"),
     "state_configmap": ("monitoring/kbe-state", "monitoring/kbe-state"),
     "state_interval": ("10s", 10.0),
+    "leader_elect": ("true", True),
+    "leader_elect_resource_name": ("kbe-leader", "kbe-leader"),
+    "leader_elect_resource_namespace": ("monitoring", "monitoring"),
+    "leader_elect_lease_duration": ("30s", 30.0),
+    "leader_elect_renew_deadline": ("5s", 5.0),
+    "leader_elect_retry_period": ("1s", 1.0),
+    "pod": ("kbe-0", "kbe-0"),
     "log_level": ("debug", "debug"),
     "log_format": ("json", "json"),
     "list_page_size": ("50", 50),
@@ -42,6 +49,10 @@ EXAMPLES = {
 }
 
 
+NEEDS = {"leader_elect": ["--state-configmap", "ns/state"]}
+"""What a setting's example cannot be used without."""
+
+
 def test_every_setting_has_an_example_here() -> None:
     assert list(EXAMPLES) == [f.name for f in dataclasses.fields(Settings)]
 
@@ -50,9 +61,17 @@ def test_every_setting_has_an_example_here() -> None:
 def test_every_setting_is_reachable_from_its_flag_and_its_variable(name: str) -> None:
     text, value = EXAMPLES[name]
     flag, env = "--" + name.replace("_", "-"), "KBE_" + name.upper()
+    needs = NEEDS.get(name, [])
     assert getattr(Settings(), name) != value  # the example proves something
-    assert getattr(parse_settings([flag, text], environ={}), name) == value
-    assert getattr(parse_settings([], environ={env: text}), name) == value
+    assert getattr(parse_settings([flag, text, *needs], environ={}), name) == value
+    assert getattr(parse_settings(needs, environ={env: text}), name) == value
+
+
+def test_a_switch_given_alone_is_on() -> None:
+    s = parse_settings(["--leader-elect", "--state-configmap", "ns/state"], environ={})
+    assert s.leader_elect
+    assert s.lease() == ("ns", "kube-batch-exporter")  # next to the checkpoint by default
+    assert not parse_settings(["--leader-elect=false"], environ={}).leader_elect
 
 
 def test_defaults_match_the_contract() -> None:
@@ -92,6 +111,8 @@ def test_help_lists_exactly_the_settings_with_their_defaults() -> None:
         (["--duration-buckets", "5,1"], "strictly increasing"),
         (["--log-format", "xml"], "expected one of text, json"),
         (["--state-configmap", "no-slash"], "expected NAMESPACE/NAME"),
+        (["--leader-elect", "maybe"], "expected true or false"),
+        (["--leader-elect-resource-name", "Not_A_Name"], "expected a DNS name"),
     ],
 )
 def test_bad_input_exits_with_usage_error(
@@ -135,9 +156,13 @@ def test_excluding_every_chosen_namespace_is_refused_at_start_up(
     [
         (["--state-file", "/s", "--state-configmap", "ns/s"], "exclude each other"),
         (["--state-interval", "0s"], "longer than 0s"),
+        (["--leader-elect"], "--leader-elect needs --state-configmap"),
+        (["--leader-elect", "--state-file", "/s"], "--leader-elect needs --state-configmap"),
+        (["--leader-elect-renew-deadline", "15s"], "must be longer than"),
+        (["--leader-elect-retry-period", "9s"], "1.2 times"),
     ],
 )
-def test_checkpoint_settings_that_cannot_work_are_refused_at_start_up(
+def test_state_and_election_settings_that_cannot_work_are_refused_at_start_up(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert message in usage_error(argv, capsys)

@@ -1,9 +1,10 @@
-"""Lifecycle: start the HTTP server, the watchers and the trackers' loops; stop on a signal.
+"""Lifecycle: start the HTTP server, the watchers and the leader's loops; stop on a signal.
 
-One asyncio task per concern (each watcher, each tracker's clock, owner forgetting), each
-supervised so that an unexpected bug restarts that task instead of killing the process
-(``errors_total{kind="internal"}``); SIGTERM/SIGINT stop everything within
-:data:`SHUTDOWN_SECONDS` plus the server's own second.
+One asyncio task per concern (each watcher, leader election, and while leading each
+tracker's clock, owner forgetting and checkpointing), each supervised so that an unexpected
+bug restarts that task instead of killing the process (``errors_total{kind="internal"}``);
+SIGTERM/SIGINT stop everything within :data:`SHUTDOWN_SECONDS` plus the server's own second.
+The watchers run in every replica, so a standby's caches are warm when it takes over.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -27,6 +29,7 @@ from exporter.app.wiring import Exporter, build
 from exporter.cron.durations import format_go_duration
 from exporter.health.state import ErrorKind, Health
 from exporter.kube.connecting import AccessError, Connection, connect
+from exporter.kube.electing import Elector, LeaseLock
 from exporter.kube.watching import Backoff
 from exporter.persist.backends import Backend, ConfigMapBackend, FileBackend
 from exporter.persist.checkpointing import Checkpointer
@@ -36,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 SHUTDOWN_SECONDS = 4.0
 """What SIGTERM may take (the contract promises 5 s): a quarter for the tasks, half for the
-last checkpoint, a quarter for HTTP."""
+last checkpoint, an eighth each for giving the Lease back and for HTTP."""
 TICK_SECONDS = 1.0
 """A tracker's clock loop wakes at least this often: ``overdue_seconds`` and missed slots are
 decided to the second."""
@@ -85,9 +88,59 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]], health: Heal
             await asyncio.sleep(delay)
 
 
+class Term:
+    """What the exporter does while it leads: a fresh engine, continued from the checkpoint.
+
+    :meth:`lead` builds the engine, restores the last checkpoint into it, attaches it to the
+    warm caches (which replays them into it, like a restart's first LIST) and then runs the
+    trackers' loops and the checkpoint writer until cancelled. Without ``--leader-elect``
+    there is one term, as long as the process.
+    """
+
+    def __init__(self, exporter: Exporter, backend: Backend | None, cluster: str) -> None:
+        self._exporter = exporter
+        self._backend = backend
+        self._cluster = cluster
+        self.checkpointer: Checkpointer | None = None
+        """The current term's checkpoint writer (kept after the term for the last write)."""
+
+    async def lead(self) -> None:
+        """Lead until cancelled; the engine is detached (not served, not fed) at the end."""
+        exporter, settings = self._exporter, self._exporter.settings
+        engine = exporter.new_engine()
+        self.checkpointer = None
+        try:
+            if self._backend is not None:
+                checkpointer = exporter.checkpointer(engine, self._backend, self._cluster)
+                await checkpointer.restore()
+                self.checkpointer = checkpointer
+            exporter.attach(engine)
+            loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+                ("slot tracking", lambda: _tick(engine.slots)),
+                ("run tracking", lambda: _tick(engine.runs)),
+                ("owner forgetting", lambda: _forget_idle_owners(engine.runs)),
+            ]
+            if self.checkpointer is not None:
+                writer = self.checkpointer
+                loops.append(("checkpointing", lambda: writer.run(settings.state_interval)))
+            await asyncio.gather(*(_supervise(name, run, exporter.health) for name, run in loops))
+        finally:
+            exporter.detach()
+
+    async def last_checkpoint(self) -> None:
+        """At SIGTERM, while still the leader: write the term's state once more."""
+        if self.checkpointer is None:
+            return
+        try:
+            await asyncio.wait_for(self.checkpointer.save(), SHUTDOWN_SECONDS / 2)
+        except TimeoutError:
+            self._exporter.health.count(ErrorKind.STATE)
+            logger.warning("the last checkpoint took too long and was not written")
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> int:
     """Run the exporter until ``stop`` is set; return the process exit code."""
-    exporter = build(settings)
+    exporter = build(settings, engine=False)
     try:
         web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
         tls = web_config.ssl_context() if web_config else None
@@ -117,66 +170,73 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     )
     health = exporter.health
     async with conn.session() as session:
-        checkpointer = checkpointing(exporter, session, conn)
-        if checkpointer is not None:
-            await checkpointer.restore()  # before the first LIST: relisted Jobs meet it
+        elector = electing(settings, session, conn, health)
+        term = Term(exporter, state_backend(settings, session, conn, health), conn.cluster)
         loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             (f"watcher for {w.endpoint.resource}", w.run) for w in exporter.watchers(session, conn)
         ]
-        loops += [
-            ("slot tracking", lambda: _tick(exporter.slots)),
-            ("run tracking", lambda: _tick(exporter.runs)),
-            ("owner forgetting", lambda: _forget_idle_owners(exporter.runs)),
-        ]
-        if checkpointer is not None:
-            writer = checkpointer
-            loops.append(("checkpointing", lambda: writer.run(settings.state_interval)))
+        if elector is None:
+            loops.append(("leading", term.lead))
+        else:
+            loops.append(("leader election", lambda: elector.run(term.lead)))
         tasks = [asyncio.create_task(_supervise(name, run, health)) for name, run in loops]
         await stop.wait()
         logger.info("stopping")
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS / 4)
-        if checkpointer is not None:
-            try:
-                await asyncio.wait_for(checkpointer.save(), SHUTDOWN_SECONDS / 2)
-            except TimeoutError:
-                health.count(ErrorKind.STATE)
-                logger.warning("the last checkpoint took too long and was not written")
+        await term.last_checkpoint()  # checks that this replica still leads
+        if elector is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(elector.release(), SHUTDOWN_SECONDS / 8)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(runner.cleanup(), SHUTDOWN_SECONDS / 4)
+        await asyncio.wait_for(runner.cleanup(), SHUTDOWN_SECONDS / 8)
     return 0
 
 
-def checkpointing(
-    exporter: Exporter, session: aiohttp.ClientSession, conn: Connection
-) -> Checkpointer | None:
-    """The checkpointer the settings ask for, if any."""
-    s = exporter.settings
-    backend: Backend
-    if s.state_file:
-        backend = FileBackend(s.state_file)
-    elif s.state_configmap:
-        namespace, _, name = s.state_configmap.partition("/")
-        backend = ConfigMapBackend(namespace, name, session, conn)
-    else:
+def electing(
+    settings: Settings, session: aiohttp.ClientSession, conn: Connection, health: Health
+) -> Elector | None:
+    """The elector ``--leader-elect`` asks for; it answers ``health.leading()`` from now on."""
+    if not settings.leader_elect:
         return None
-    if s.state_interval >= s.new_series_delay > 0:
+    namespace, name = settings.lease()
+    elector = Elector(
+        LeaseLock(namespace, name, session, conn),
+        settings.pod or socket.gethostname(),
+        lease_duration=settings.leader_elect_lease_duration,
+        renew_deadline=settings.leader_elect_renew_deadline,
+        retry_period=settings.leader_elect_retry_period,
+        health=health,
+    )
+    health.leading = elector.leading
+    logger.info(
+        "leader election on Lease %s/%s as %s: standing by until it is ours",
+        namespace,
+        name,
+        elector.identity,
+    )
+    return elector
+
+
+def state_backend(
+    settings: Settings, session: aiohttp.ClientSession, conn: Connection, health: Health
+) -> Backend | None:
+    """Where the settings ask the checkpoint to be kept, if anywhere."""
+    s = settings
+    if s.state_interval >= s.new_series_delay > 0 and (s.state_file or s.state_configmap):
         logger.warning(
             "--state-interval %s is not below --new-series-delay %s: a series born just "
             "before a crash may be seen at 0 again after the restart",
             format_go_duration(s.state_interval),
             format_go_duration(s.new_series_delay),
         )
-    return Checkpointer(
-        backend,
-        cluster=conn.cluster,
-        health=exporter.health,
-        runs=exporter.runs,
-        slots=exporter.slots,
-        exposition=exporter.exposition,
-        duration_buckets=s.duration_buckets,
-    )
+    if s.state_file:
+        return FileBackend(s.state_file)
+    if s.state_configmap:
+        namespace, _, name = s.state_configmap.partition("/")
+        return ConfigMapBackend(namespace, name, session, conn, allowed=health.leading)
+    return None
 
 
 def run(settings: Settings) -> int:

@@ -80,6 +80,22 @@ def parse_object_name(text: str) -> str:
     return text
 
 
+def parse_name(text: str) -> str:
+    """A valid DNS label or subdomain: the name of a namespace or an object."""
+    if not _DNS.fullmatch(text) or len(text) > 253:
+        raise ValueError(f"expected a DNS name, got {text!r}")
+    return text
+
+
+def parse_bool(text: str) -> bool:
+    """``true`` or ``false`` as Go's flags write them (``1``, ``t``, ``TRUE``, ``0``, ...)."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 def parse_buckets(text: str) -> tuple[float, ...]:
     """Comma-separated histogram bounds, positive and strictly increasing."""
     try:
@@ -115,10 +131,18 @@ class Flag:
     """Text to value; raises ValueError with a message for the user."""
     show: Callable[[Any], str] | None
     """Value to text for ``--help``; None when the default is described in words."""
+    bare: str | None = None
+    """The value of the flag given alone (``--leader-elect`` means ``--leader-elect=true``)."""
 
 
-def _setting(default: Any, metavar: str, parse: Callable[[str], Any], show: Any = str) -> Any:
-    return field(default=default, metadata={"flag": Flag(metavar, parse, show)})
+def _setting(
+    default: Any,
+    metavar: str,
+    parse: Callable[[str], Any],
+    show: Any = str,
+    bare: str | None = None,
+) -> Any:
+    return field(default=default, metadata={"flag": Flag(metavar, parse, show, bare)})
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -185,6 +209,35 @@ class Settings:
     Keep it below --new-series-delay: a series then reaches a checkpoint before Prometheus
     can see its value, so a restart never shows it at 0 again.
     """
+    leader_elect: bool = _setting(False, "BOOL", parse_bool, lambda v: str(v).lower(), "true")
+    """Run as one of several replicas: only the holder of a Lease exports the batch series
+    and writes the checkpoint, the others stand by with warm caches (needs
+    --state-configmap).
+
+    The names and defaults of this flag and the five after it are kube-controller-manager's.
+    A new leader continues every counter from the old one's checkpoint, which is why a
+    state ConfigMap is required (a file cannot be shared between pods on different nodes).
+    """
+    leader_elect_resource_name: str = _setting("kube-batch-exporter", "NAME", parse_name)
+    """Name of the Lease."""
+    leader_elect_resource_namespace: str | None = _setting(None, "NAMESPACE", parse_name, None)
+    """Namespace of the Lease (default: that of --state-configmap)."""
+    leader_elect_lease_duration: float = _setting(
+        15.0, "DURATION", parse_go_duration, format_go_duration
+    )
+    """How long a standby waits, after the last renewal it saw, before taking the Lease."""
+    leader_elect_renew_deadline: float = _setting(
+        10.0, "DURATION", parse_go_duration, format_go_duration
+    )
+    """How long the leader may fail to renew before it stops exporting (below the lease
+    duration, so it has stopped before anyone else can start)."""
+    leader_elect_retry_period: float = _setting(
+        2.0, "DURATION", parse_go_duration, format_go_duration
+    )
+    """How often the leader renews the Lease and a standby tries to take it."""
+    pod: str | None = _setting(None, "NAME", str, None)
+    """This replica's identity in the Lease (default: the host name, which is the pod's name
+    in Kubernetes; the shipped manifests set it from metadata.name)."""
     log_level: str = _setting("info", "{" + ",".join(_LOG_LEVELS) + "}", one_of(*_LOG_LEVELS))
     """Lowest level logged."""
     log_format: str = _setting("text", "{" + ",".join(_LOG_FORMATS) + "}", one_of(*_LOG_FORMATS))
@@ -230,11 +283,33 @@ class Settings:
             raise ValueError("--state-file and --state-configmap exclude each other: choose one")
         if self.state_interval <= 0:
             raise ValueError("--state-interval must be longer than 0s")
+        if self.leader_elect and not self.state_configmap:
+            raise ValueError(
+                "--leader-elect needs --state-configmap: a new leader continues from the "
+                "checkpoint of the one before"
+            )
+        if not (
+            self.leader_elect_lease_duration
+            > self.leader_elect_renew_deadline
+            > 1.2 * self.leader_elect_retry_period
+            > 0
+        ):
+            raise ValueError(
+                "--leader-elect-lease-duration must be longer than --leader-elect-renew-deadline, "
+                "which must be longer than 1.2 times --leader-elect-retry-period"
+            )
         if self.namespaces and not self.scopes():
             raise ValueError(
                 "every namespace of --namespaces is also in --exclude-namespaces: "
                 "there would be nothing to watch"
             )
+
+    def lease(self) -> tuple[str, str]:
+        """Namespace and name of the leader-election Lease."""
+        namespace = self.leader_elect_resource_namespace
+        if namespace is None:
+            namespace = (self.state_configmap or "default/").partition("/")[0]
+        return namespace, self.leader_elect_resource_name
 
     def scopes(self) -> list[str | None]:
         """The namespaces to list+watch separately, or ``[None]`` for all namespaces."""
@@ -256,6 +331,8 @@ class Described:
     """The default as the user would write it; None when it is described in words."""
     help: str
     """The first paragraph of the field's docstring, on one line."""
+    bare: str | None
+    """The value of the flag given alone, if it may be."""
 
 
 def described() -> list[Described]:
@@ -274,6 +351,7 @@ def described() -> list[Described]:
                 parse=flag.parse,
                 default=None if flag.show is None else flag.show(f.default),
                 help=docs[f.name],
+                bare=flag.bare,
             )
         )
     return out

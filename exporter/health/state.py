@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,6 +54,8 @@ class ErrorKind(StrEnum):
     """A bug that crashed a whole loop (restarted by its supervisor)."""
     STATE = "state"
     """A checkpoint that could not be read or written, or belongs elsewhere (ignored)."""
+    LEASE = "lease"
+    """A request on the leader-election Lease that failed (retried every retry period)."""
 
 
 class RestartReason(StrEnum):
@@ -130,6 +132,9 @@ class Health:
     """Seconds and bytes of the latest ``/metrics`` response (a scrape reports the one before)."""
     last_checkpoint: tuple[float, float, int] | None = None
     """When the latest checkpoint was written, the seconds it took and its bytes."""
+    leading: Callable[[], bool] = lambda: True
+    """Whether this process exports the batch series and writes checkpoints right now:
+    always without ``--leader-elect``; with it, the elector answers from its own clock."""
 
     @property
     def synced(self) -> bool:

@@ -108,6 +108,13 @@ SELF: tuple[Family[Health], ...] = (
         lambda health: gauge(health.owners_dropped),
     ),
     Family(
+        "kube_batch_exporter_leader",
+        "gauge",
+        "1 while this process exports the batch series (always without --leader-elect).",
+        (),
+        lambda health: gauge(float(health.leading())),
+    ),
+    Family(
         "kube_batch_exporter_objects",
         "gauge",
         "Objects held in the exporter's cache.",

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -93,12 +94,22 @@ class ConfigMapBackend:
     """
 
     def __init__(
-        self, namespace: str, name: str, session: aiohttp.ClientSession, conn: Connection
+        self,
+        namespace: str,
+        name: str,
+        session: aiohttp.ClientSession,
+        conn: Connection,
+        allowed: Callable[[], bool] = lambda: True,
     ) -> None:
         self.namespace, self.name = namespace, name
         self._session, self._conn = session, conn
+        self._allowed = allowed
+        """Asked before every write: a replica that is no longer the leader stops mid-way."""
         self._generation = "a"
         """The generation the head points to (the next multi-part write uses the other)."""
+        self._head_version: str | None = None
+        """The head's resourceVersion as this replica last read or wrote it: the head is only
+        replaced at that version, so a deposed leader cannot overwrite its successor's."""
 
     def __str__(self) -> str:
         return f"ConfigMap {self.namespace}/{self.name}"
@@ -117,7 +128,7 @@ class ConfigMapBackend:
                 server_hostname=self._conn.server_hostname,
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
             ) as resp:
-                payload = await resp.json(content_type=None) if resp.status == 200 else None
+                payload = await resp.json(content_type=None) if resp.status < 300 else None
                 return resp.status, payload
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise StateError(f"{self}: {method} failed: {exc or type(exc).__name__}") from exc
@@ -133,6 +144,7 @@ class ConfigMapBackend:
     async def read(self) -> bytes | None:
         """Join the parts the head names; a part missing or not matching the digest fails."""
         head = await self._get(self.name)
+        self._head_version = _version(head)
         if head is None:
             return None
         data, binary = head.get("data") or {}, head.get("binaryData") or {}
@@ -175,24 +187,44 @@ class ConfigMapBackend:
             "generation": generation,
             "sha256": hashlib.sha256(data).hexdigest(),
         }
-        await self._put(self.name, meta, chunks[0])
+        self._head_version = await self._put(self.name, meta, chunks[0], self._head_version)
         self._generation = generation
 
-    async def _put(self, name: str, data: dict[str, str], chunk: bytes) -> None:
+    async def _put(
+        self, name: str, data: dict[str, str], chunk: bytes, version: str | None = None
+    ) -> str | None:
+        """Write one ConfigMap (at ``version`` when given); return its new resourceVersion."""
+        if not self._allowed():
+            raise StateError(f"{self}: not writing {name}: this replica no longer leads")
+        metadata = {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": {"app.kubernetes.io/name": "kube-batch-exporter"},
+            **({} if version is None else {"resourceVersion": version}),
+        }
         body = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {"app.kubernetes.io/name": "kube-batch-exporter"},
-            },
+            "metadata": metadata,
             "data": data,
             "binaryData": {"checkpoint": base64.b64encode(chunk).decode()},
         }
-        status, _ = await self._call("PUT", self._url(name), body)
+        status, payload = await self._call("PUT", self._url(name), body)
         if status == 404:
-            status, _ = await self._call("POST", self._url(), body)
+            metadata.pop("resourceVersion", None)  # gone: nothing to overwrite
+            status, payload = await self._call("POST", self._url(), body)
+        if status == 409:
+            raise StateError(
+                f"{self}: {name} was written by another replica since this one read it"
+            )
         if status not in (200, 201):
             hint = " (the Role must allow get, create and update on it)" if status == 403 else ""
             raise StateError(f"{self}: writing {name} answered HTTP {status}{hint}")
+        return _version(payload)
+
+
+def _version(obj: Any) -> str | None:
+    """``metadata.resourceVersion`` of an object the API returned, if it has one."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return version if isinstance(version, str) else None
