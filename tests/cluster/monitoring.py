@@ -21,6 +21,10 @@ from tests.cluster.controlplane import free_port, log, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "alerts").glob("*.yaml"))
+SCRAPE_JOB = yaml.safe_load((ROOT / "deploy/prometheus/scrape-config.yaml").read_text())[
+    "scrape_configs"
+][0]
+"""The shipped scrape job; its target discovery is replaced by static targets here."""
 
 
 def _start(workdir: Path, url: str, program: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -83,12 +87,12 @@ class Alertmanager:
 
 
 class Prometheus:
-    """Prometheus scraping the exporter and evaluating the bundled rules."""
+    """Prometheus scraping the exporter (every replica) and evaluating the bundled rules."""
 
     def __init__(
         self,
         workdir: Path,
-        exporter_url: str,
+        exporter_url: str | list[str],
         alertmanager_url: str,
         interval: str = "2s",
         port: int | None = None,
@@ -97,7 +101,12 @@ class Prometheus:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        target = exporter_url.removeprefix("http://")
+        urls = [exporter_url] if isinstance(exporter_url, str) else exporter_url
+        job = {
+            "job_name": SCRAPE_JOB["job_name"],
+            "static_configs": [{"targets": [url.removeprefix("http://") for url in urls]}],
+            "metric_relabel_configs": SCRAPE_JOB["metric_relabel_configs"],
+        }
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": [str(p) for p in RULES],
@@ -106,9 +115,7 @@ class Prometheus:
                     {"static_configs": [{"targets": [alertmanager_url.removeprefix("http://")]}]}
                 ]
             },
-            "scrape_configs": [
-                {"job_name": "kube-batch-exporter", "static_configs": [{"targets": [target]}]}
-            ],
+            "scrape_configs": [job],
         }
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None

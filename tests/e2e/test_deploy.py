@@ -4,10 +4,10 @@
   ``kubectl apply --dry-run=server``, with prometheus-operator's CRDs generated from its
   published API types, so ServiceMonitor and PrometheusRule are checked against real schemas.
 - The exporter runs with a token of the shipped ServiceAccount under the shipped ClusterRole,
-  behind TLS and basic auth: fully functional; an unauthenticated scrape is refused; without
-  the binding it reports the permission error in its log and on /readyz, and recovers when
-  the binding is back; secret values in a Job's env and annotations never appear in /metrics
-  or in its debug log.
+  state Role and Lease Role, with leader election, behind TLS and basic auth: fully
+  functional; an unauthenticated scrape is refused; without the binding it reports the
+  permission error in its log and on /readyz, and recovers when the binding is back; secret
+  values in a Job's env and annotations never appear in /metrics or in its debug log.
 - The image's install recipe (wheels-only venv, pip removed) runs as uid 65534 on a
   read-only root filesystem.
 """
@@ -55,6 +55,7 @@ HELM_VALUES = {
         "--set", "nodeSelector.kubernetes\\.io/os=linux",
         "--set", "tolerations[0].key=batch,tolerations[0].operator=Exists",
     ],
+    "two replicas": ["--set", "replicas=2"],
 }  # fmt: skip
 
 
@@ -114,7 +115,9 @@ def kinds(manifests: str) -> list[str]:
     return sorted(d["kind"] for d in yaml.safe_load_all(manifests) if d)
 
 
-@pytest.mark.parametrize("overlay", ["base", "overlays/namespaced", "overlays/prometheus-operator"])
+@pytest.mark.parametrize(
+    "overlay", ["base", "overlays/namespaced", "overlays/prometheus-operator", "overlays/ha"]
+)
 def test_kustomize_output_passes_a_server_dry_run(kubectl: Kubectl, overlay: str) -> None:
     manifests = kubectl("kustomize", str(KUSTOMIZE / overlay))
     accepted = dry_run(kubectl, manifests)
@@ -123,6 +126,41 @@ def test_kustomize_output_passes_a_server_dry_run(kubectl: Kubectl, overlay: str
         assert "ClusterRole" not in kinds(manifests) and kinds(manifests).count("Role") == 3
     if overlay == "overlays/prometheus-operator":
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(kinds(manifests))
+    assert_high_availability(manifests, replicas=2 if overlay == "overlays/ha" else 1)
+
+
+def assert_high_availability(manifests: str, replicas: int) -> None:
+    """One replica without election; more with it, a PDB, anti-affinity and the Lease Role."""
+    docs = [d for d in yaml.safe_load_all(manifests) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert deployment["spec"]["replicas"] == replicas
+    assert ("--leader-elect" in args) == (replicas > 1)
+    pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    lease_rules = [
+        rule
+        for d in docs
+        if d["kind"] == "Role"
+        for rule in d["rules"]
+        if "leases" in rule["resources"]
+    ]
+    if replicas == 1:
+        assert not pdbs and not lease_rules
+        return
+    assert [p["spec"]["maxUnavailable"] for p in pdbs] == [1]
+    anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["topologyKey"] == "kubernetes.io/hostname"
+    named = [r for r in lease_rules if r.get("resourceNames")]
+    assert [(r["resourceNames"], sorted(r["verbs"])) for r in named] == [
+        ([lease_name(args)], ["get", "update"])
+    ]
+    assert [r["verbs"] for r in lease_rules if not r.get("resourceNames")] == [["create"]]
+
+
+def lease_name(args: list[str]) -> str:
+    named = [a.split("=", 1)[1] for a in args if a.startswith("--leader-elect-resource-name=")]
+    return named[0] if named else "kube-batch-exporter"
 
 
 @pytest.mark.parametrize("values", sorted(HELM_VALUES))
@@ -141,7 +179,8 @@ def test_helm_output_passes_lint_and_a_server_dry_run(kubectl: Kubectl, values: 
     ).stdout
     accepted = dry_run(kubectl, manifests)
     assert len(accepted) == len(kinds(manifests)) > 0
-    if values != "defaults":
+    assert_high_availability(manifests, replicas=2 if values == "two replicas" else 1)
+    if values == "namespaced, everything on":
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Role"} <= set(kinds(manifests))
         deployment = next(
             d for d in yaml.safe_load_all(manifests) if d and d["kind"] == "Deployment"
@@ -175,7 +214,7 @@ def test_the_readme_install_commands_pass_a_server_dry_run(
     (tools / "helm").symlink_to(tool("helm"))
     env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}", "KUBECONFIG": kubectl.kubeconfig}
     commands = readme_install_commands()
-    assert len(commands) == 5, commands
+    assert len(commands) == 6, commands
     for command in commands:
         dry = command.replace("kubectl apply -f -", "kubectl apply --dry-run=server -f -")
         if dry.startswith("kubectl create namespace"):
@@ -188,9 +227,10 @@ def test_the_readme_install_commands_pass_a_server_dry_run(
         assert "created" in done.stdout or "configured" in done.stdout, done.stdout
 
 
-def _base_rbac(kubectl: Kubectl) -> str:
-    """The ServiceAccount, roles and bindings of the kustomize base (the checkpoint's too)."""
-    docs = yaml.safe_load_all(kubectl("kustomize", str(KUSTOMIZE / "base")))
+def _shipped_rbac(kubectl: Kubectl) -> str:
+    """The ServiceAccount, roles and bindings of the ha overlay: the base's (the checkpoint's
+    too) and the Lease's."""
+    docs = yaml.safe_load_all(kubectl("kustomize", str(KUSTOMIZE / "overlays/ha")))
     keep = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
     return yaml.safe_dump_all([d for d in docs if d["kind"] in keep])
 
@@ -235,7 +275,7 @@ def secured(
 ) -> Iterator[dict[str, Any]]:
     """The exporter as deployed: SA token under the shipped ClusterRole, TLS, basic auth."""
     work = tmp_path_factory.mktemp("secured")
-    rbac = _base_rbac(kubectl)
+    rbac = _shipped_rbac(kubectl)
     kubectl("apply", "-f", "-", stdin=rbac)
     web, tls = _web_config(work)
     exporter = Exporter(
@@ -246,6 +286,7 @@ def secured(
         "--watch-timeout", "10s",
         "--state-configmap", f"monitoring/{STATE}",
         "--state-interval", "2s",
+        "--leader-elect", "--pod", "secured-0",  # the Lease Role is enough too
         tls=tls,
         headers=basic("prometheus", PASSWORD),
     )  # fmt: skip
@@ -284,6 +325,8 @@ def test_the_shipped_role_is_enough_and_secrets_never_leak(
         "spec": {"backoffLimit": 0, "template": template},
     }
     _run_counted(cluster, exporter, ns, "export", job)
+    assert exporter.own("kube_batch_exporter_leader") == 1  # the Lease Role let it lead
+    assert exporter.own("kube_batch_exporter_errors_total", kind="lease") == 0
     status, metrics = exporter.get("/metrics")
     assert status == 200 and 'job_name="export"' in metrics
     assert exporter.value("kube_batch_exporter_synced", "", resource="pods") is None  # no ns label
