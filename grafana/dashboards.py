@@ -453,8 +453,9 @@ EXPORTER = Dashboard(
         ),
         _stat(
             "Resources synced",
-            "Resources (jobs, cronjobs, pods) whose first LIST completed, summed over instances.",
-            f"sum(kube_batch_exporter_synced{{{INSTANCE}}})",
+            "Resources (jobs, cronjobs, pods) whose first LIST completed, on the least-synced "
+            "replica.",
+            f"min(sum by (instance) (kube_batch_exporter_synced{{{INSTANCE}}}))",
             "short",
             steps=((None, RED), (3, GREEN)),
             runbook="KubeBatchExporterWatchFailing",
@@ -497,6 +498,18 @@ EXPORTER = Dashboard(
             width=12,
             height=6,
             mappings=(("0", "syncing", RED), ("1", "synced", GREEN)),
+            options={"showValue": "never", "mergeValues": True},
+        ),
+        Panel(
+            "state-timeline",
+            "Leader",
+            "Per replica: the leader exports the batch series, a standby keeps its caches warm "
+            "(always leader without --leader-elect).",
+            (Query(f"kube_batch_exporter_leader{{{INSTANCE}}}", "{{instance}}"),),
+            "none",
+            width=12,
+            height=6,
+            mappings=(("0", "standby", BLUE), ("1", "leader", GREEN)),
             options={"showValue": "never", "mergeValues": True},
         ),
         _series(
