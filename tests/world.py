@@ -60,8 +60,13 @@ class World:
     def take_over(self, backend: Backend) -> None:
         """Lead from now on, as the lifecycle's term does: restore, then attach."""
         engine = self.exporter.new_engine()
-        asyncio.run(self.exporter.checkpointer(engine, backend, "test-cluster").restore())
-        self.exporter.attach(engine)
+
+        async def lead() -> None:
+            await self.exporter.checkpointer(engine, backend, "test-cluster").restore()
+            self.exporter.attach(engine)
+            await self.exporter.replay()
+
+        asyncio.run(lead())
 
     def start(
         self,

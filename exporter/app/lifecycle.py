@@ -115,6 +115,7 @@ class Term:
                 await checkpointer.restore()
                 self.checkpointer = checkpointer
             exporter.attach(engine)
+            await exporter.replay()
             loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
                 ("slot tracking", lambda: _tick(engine.slots)),
                 ("run tracking", lambda: _tick(engine.runs)),

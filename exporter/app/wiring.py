@@ -37,8 +37,9 @@ class Engine:
     """The trackers and renderers of one term of leadership, over the process's caches.
 
     A standby keeps only the caches warm; each term builds a fresh engine, restores the last
-    checkpoint into it and then :meth:`Exporter.attach` replays the caches into it, which is
-    exactly what a restarted exporter's first LISTs would do (contract §10).
+    checkpoint into it, :meth:`Exporter.attach` subscribes it and :meth:`Exporter.replay`
+    replays the caches into it, which is exactly what a restarted exporter's first LISTs would
+    do (contract §10).
     """
 
     owners: OwnerIndex
@@ -92,7 +93,7 @@ class Exporter:
         return Engine(owners, run_tracker, slot_tracker, renderers)
 
     def attach(self, engine: Engine) -> None:
-        """Subscribe ``engine`` to the caches, replay them into it and serve its renderers.
+        """Subscribe ``engine`` to the caches; :meth:`replay` then tells it what they hold.
 
         The subscription order below is the order in which each change reaches its consumers.
         """
@@ -108,9 +109,18 @@ class Exporter:
         engine.slots.follow(self.jobs, self.cronjobs)
         engine.slots.subscribe(rendered[slots.SLOTS].changed)
         self.engine = engine
-        self.exposition.renderers = rendered
+
+    async def replay(self) -> None:
+        """Replay the caches into the attached engine, then serve its renderers.
+
+        Not served before: a scrape in the middle of the replay would see counters below
+        the previous leader's, which Prometheus reads as a reset.
+        """
+        engine = self.engine
+        assert engine is not None, "attach an engine first"
         for cache in (self.cronjobs, self.jobs, self.pods):
-            cache.replay()
+            await cache.replay()
+        self.exposition.renderers = engine.renderers
 
     def checkpointer(self, engine: Engine, backend: Backend, cluster: str) -> Checkpointer:
         """What writes ``engine``'s state to ``backend`` and restores it from there."""
@@ -178,6 +188,8 @@ def build(
     delay = settings.new_series_delay
     exposition = Exposition(registry(health, delay, clock), health)
     exporter = Exporter(settings, health, jobs, cronjobs, pods, exposition, clock)
-    if engine:
-        exporter.attach(exporter.new_engine())
+    if engine:  # the caches are empty: there is nothing to replay, it can be served at once
+        first = exporter.new_engine()
+        exporter.attach(first)
+        exposition.renderers = first.renderers
     return exporter

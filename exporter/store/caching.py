@@ -18,6 +18,7 @@ still removes it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -39,6 +40,9 @@ class Record(Protocol):
     def namespace(self) -> str:
         """``metadata.namespace``: the relist scope."""
 
+
+REPLAY_BATCH = 1000
+"""Records replayed between two yields to the event loop (about 30 ms of subscriber work)."""
 
 R = TypeVar("R", bound=Record)
 Subscriber = Callable[[R | None, R | None], None]
@@ -92,6 +96,9 @@ class ObjectCache(Generic[R]):
         """The bad objects reported already (the health's own set, kept at hand)."""
         self._on_synced: list[Callable[[], None]] = []
         self._pending_scopes = set(scopes)
+        self._unreplayed: set[str] = set()
+        """UIDs a running :meth:`replay` has yet to tell the subscribers about."""
+        self._replaying = False
 
     @property
     def synced(self) -> bool:
@@ -110,15 +117,30 @@ class ObjectCache(Generic[R]):
         """
         self._on_synced.append(callback)
 
-    def replay(self) -> None:
+    async def replay(self) -> None:
         """Tell the subscribers about every record as created, then run the on-synced hooks.
 
         A follower that starts late (a new leader's trackers, over caches a standby kept
         warm) thereby sees the cache exactly as if its first LIST had just completed; if that
-        LIST has not completed yet, the hooks run when it does, as usual.
+        LIST has not completed yet, the hooks run when it does, as usual. It yields to the
+        event loop every :data:`REPLAY_BATCH` records (a replay of 100,000 records would
+        otherwise stall probes and Lease renewals for seconds), and the watchers go on
+        meanwhile: a change to a record not yet replayed reaches the subscribers as its
+        creation (or not at all, if it is a deletion) and is not replayed again.
         """
-        for record in list(self.records.values()):
-            self._changes.notify(None, record)
+        order = list(self.records)
+        self._unreplayed = set(order)
+        self._replaying = True
+        try:
+            for start in range(0, len(order), REPLAY_BATCH):
+                for uid in order[start : start + REPLAY_BATCH]:
+                    if uid in self._unreplayed:
+                        self._unreplayed.discard(uid)
+                        self._changes.notify(None, self.records[uid])
+                await asyncio.sleep(0)
+        finally:
+            self._unreplayed = set()
+            self._replaying = False
         if self.synced:
             self._run_on_synced()
 
@@ -126,6 +148,19 @@ class ObjectCache(Generic[R]):
         """Forget every subscriber and on-synced hook (a leader's trackers, at the term's end)."""
         self._changes = Publisher(self.resource, self._health)
         self._on_synced = []
+        self._unreplayed = set()
+        self._replaying = False
+
+    def _notify(self, old: R | None, new: R | None) -> None:
+        """Publish one change, as a creation (or not at all) while it is still to be replayed."""
+        if self._unreplayed:
+            changed = new if new is not None else old
+            if changed is not None and changed.uid in self._unreplayed:
+                self._unreplayed.discard(changed.uid)
+                if new is None:
+                    return
+                old = None
+        self._changes.notify(old, new)
 
     def upsert(self, raw: RawObject) -> None:
         """Apply an ADDED or MODIFIED object."""
@@ -144,7 +179,7 @@ class ObjectCache(Generic[R]):
         self._reported_bad.discard(self._key(uid))
         old = self.records.pop(uid, None)
         if old is not None:
-            self._changes.notify(old, None)
+            self._notify(old, None)
             self._state.objects = len(self.records)
 
     def relist(self, scope: str | None) -> Relist[R]:
@@ -176,7 +211,7 @@ class ObjectCache(Generic[R]):
         if old == new:
             return
         self.records[new.uid] = new
-        self._changes.notify(old, new)
+        self._notify(old, new)
         if old is None:
             self._state.objects = len(self.records)
 
@@ -187,15 +222,15 @@ class ObjectCache(Generic[R]):
             if uid not in fresh and uid not in listed and (scope is None or rec.namespace == scope)
         ]
         for uid in vanished:
-            self._changes.notify(self.records.pop(uid), None)
+            self._notify(self.records.pop(uid), None)
         for record in fresh.values():
             self._put(record)
         self._state.objects = len(self.records)
         was_synced = self.synced
         self._pending_scopes.discard(scope)
         self._state.synced = self.synced
-        if self.synced and not was_synced:
-            self._run_on_synced()
+        if self.synced and not was_synced and not self._replaying:
+            self._run_on_synced()  # during a replay, the replay runs them when it is done
         if vanished:
             logger.info(
                 "relist of %s removed %d objects deleted during the gap",

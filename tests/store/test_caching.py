@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from exporter.health.state import ErrorKind, Health, Resource
+from exporter.store import caching
 from exporter.store.caching import ObjectCache
 from exporter.store.projecting import project_job
 from tests.conftest import Recorder, cache_with
@@ -111,3 +113,79 @@ def test_deleting_a_bad_object_removes_it(recorder: Recorder, health: Health) ->
     cache.upsert(raw("x", active=1))
     cache.delete(bad("x"))
     assert recorder.deleted() == ["x"] and not cache.records
+
+
+def listed(cache: ObjectCache[Any], scope: str | None, *names: str) -> None:
+    relist = cache.relist(scope)
+    for name in names:
+        relist.add(raw(name, scope or "a"))
+    relist.commit()
+
+
+def late_follower(cache: ObjectCache[Any]) -> tuple[Recorder, list[int]]:
+    """A new subscriber (a new leader's) and the number of changes it had seen at each
+    on-synced hook."""
+    late, hooks = Recorder(), []
+    cache.detach()
+    cache.subscribe(late)
+    cache.on_synced(lambda: hooks.append(len(late.changes)))
+    return late, hooks
+
+
+def names(changes: list[tuple[Any, Any]]) -> list[tuple[str | None, str | None]]:
+    return [(o.name if o else None, n.name if n else None) for o, n in changes]
+
+
+def test_a_late_follower_sees_the_cache_as_a_first_list(recorder: Recorder, health: Health) -> None:
+    cache = cache_with(recorder, health, project_job)
+    listed(cache, None, "x", "y", "z")
+    late, hooks = late_follower(cache)
+    asyncio.run(cache.replay())
+    assert names(late.changes) == [(None, "x"), (None, "y"), (None, "z")]
+    assert hooks == [3]  # once, after every record
+    cache.upsert(raw("x", active=1))
+    assert names(late.changes[3:]) == [("x", "x")] and len(recorder.changes) == 3  # detached
+
+
+def test_changes_during_a_replay_reach_the_late_follower_once(
+    recorder: Recorder, health: Health, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(caching, "REPLAY_BATCH", 2)
+    cache = cache_with(recorder, health, project_job)
+    listed(cache, None, *(f"x{i}" for i in range(6)))
+    late, hooks = late_follower(cache)
+
+    async def scenario() -> None:
+        replay = asyncio.create_task(cache.replay())
+        await asyncio.sleep(0)  # the first batch is told, then the replay yields
+        assert names(late.changes) == [(None, "x0"), (None, "x1")]
+        cache.upsert(raw("x1", active=1))  # told already: a change
+        cache.upsert(raw("x4", active=1))  # not yet: its creation, in its new state
+        cache.delete(raw("x5"))  # not yet: never told at all
+        await replay
+
+    asyncio.run(scenario())
+    assert names(late.changes) == [
+        (None, "x0"), (None, "x1"), ("x1", "x1"), (None, "x4"), (None, "x2"), (None, "x3"),
+    ]  # fmt: skip
+    assert late.changes[3][1].active == 1
+    assert hooks == [6]
+
+
+def test_a_first_list_that_completes_during_a_replay_runs_the_hooks_after_it(
+    recorder: Recorder, health: Health, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(caching, "REPLAY_BATCH", 1)
+    cache = cache_with(recorder, health, project_job, scopes=("a", "b"))
+    listed(cache, "a", "x", "y", "z")
+    late, hooks = late_follower(cache)
+
+    async def scenario() -> None:
+        replay = asyncio.create_task(cache.replay())
+        await asyncio.sleep(0)
+        listed(cache, "b", "w")  # the last scope's first LIST: synced now
+        assert cache.synced and hooks == []  # not while records are still to be told
+        await replay
+
+    asyncio.run(scenario())
+    assert hooks == [4] and len(late.changes) == 4
