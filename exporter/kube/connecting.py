@@ -29,6 +29,10 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 """TCP and TLS connection set-up; a request that cannot connect in this time is retried."""
 
 
+REQUEST_TIMEOUT_SECONDS = 30.0
+"""Longest wait for one request on an object the exporter writes."""
+
+
 class AccessError(Exception):
     """Credentials could not be loaded; the message says what to fix."""
 
@@ -138,3 +142,44 @@ def cluster_identity(cfg: Any) -> str:
         with open(cfg.ssl_ca_cert, "rb") as f:
             return "ca:" + hashlib.sha256(f.read()).hexdigest()[:32]
     return "url:" + hashlib.sha256(cfg.host.rstrip("/").encode()).hexdigest()[:32]
+
+
+class Objects:
+    """JSON requests on the few objects the exporter writes: the state ConfigMaps, the Lease.
+
+    One resource in one namespace. A request that fails before an HTTP status raises
+    ``error``, saying ``what`` failed.
+    """
+
+    def __init__(
+        self,
+        collection: str,
+        session: aiohttp.ClientSession,
+        conn: Connection,
+        error: type[Exception],
+        what: str,
+    ) -> None:
+        self._collection = f"{conn.host}{collection}"
+        self._session, self._conn = session, conn
+        self._error, self._what = error, what
+
+    def url(self, name: str | None = None) -> str:
+        """The collection, or the object ``name`` in it."""
+        return f"{self._collection}/{name}" if name else self._collection
+
+    async def call(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+        """The HTTP status and, for a 2xx answer, the decoded body."""
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=body,
+                headers=await self._conn.headers(),
+                server_hostname=self._conn.server_hostname,
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+            ) as resp:
+                payload = await resp.json(content_type=None) if resp.status < 300 else None
+                return resp.status, payload
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            why = exc or type(exc).__name__
+            raise self._error(f"{self._what}: {method} failed: {why}") from exc

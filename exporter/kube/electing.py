@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from exporter.health.state import ErrorKind, Health
-from exporter.kube.connecting import Connection
+from exporter.kube.connecting import Connection, Objects
 from exporter.kube.watching import Backoff
 
 logger = logging.getLogger(__name__)
@@ -68,29 +68,11 @@ class LeaseLock:
         self, namespace: str, name: str, session: aiohttp.ClientSession, conn: Connection
     ) -> None:
         self.namespace, self.name = namespace, name
-        self._session, self._conn = session, conn
+        collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        self._api = Objects(collection, session, conn, LeaseError, str(self))
 
     def __str__(self) -> str:
         return f"Lease {self.namespace}/{self.name}"
-
-    def _url(self, named: bool) -> str:
-        base = f"{self._conn.host}/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
-        return f"{base}/{self.name}" if named else base
-
-    async def _call(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
-        try:
-            async with self._session.request(
-                method,
-                url,
-                json=body,
-                headers=await self._conn.headers(),
-                server_hostname=self._conn.server_hostname,
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
-            ) as resp:
-                payload = await resp.json(content_type=None) if resp.status < 300 else None
-                return resp.status, payload
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise LeaseError(f"{self}: {method} failed: {exc or type(exc).__name__}") from exc
 
     def _record(self, status: int, payload: Any, doing: str) -> LeaseRecord:
         if not isinstance(payload, dict):
@@ -111,7 +93,7 @@ class LeaseLock:
 
     async def get(self) -> LeaseRecord | None:
         """The Lease, or None when it does not exist yet."""
-        status, payload = await self._call("GET", self._url(True))
+        status, payload = await self._api.call("GET", self._api.url(self.name))
         return None if status == 404 else self._record(status, payload, "reading it")
 
     async def write(self, spec: dict[str, Any], version: str | None) -> LeaseRecord | None:
@@ -130,9 +112,9 @@ class LeaseLock:
             "spec": spec,
         }
         if version is None:
-            status, payload = await self._call("POST", self._url(False), body)
+            status, payload = await self._api.call("POST", self._api.url(), body)
         else:
-            status, payload = await self._call("PUT", self._url(True), body)
+            status, payload = await self._api.call("PUT", self._api.url(self.name), body)
         return None if status == 409 else self._record(status, payload, "writing it")
 
 

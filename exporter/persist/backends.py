@@ -15,14 +15,13 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from exporter.kube.connecting import Connection
+from exporter.kube.connecting import Connection, Objects
 
 PART_BYTES = 900_000
 """Compressed bytes per ConfigMap: the API server refuses a ConfigMap over 1 MiB of data."""
 MAX_PARTS = 10
 """Most ConfigMaps one checkpoint may take (the head and nine more per generation, the names
 the shipped Role lists)."""
-REQUEST_TIMEOUT_SECONDS = 30.0
 
 
 class StateError(Exception):
@@ -102,7 +101,8 @@ class ConfigMapBackend:
         allowed: Callable[[], bool] = lambda: True,
     ) -> None:
         self.namespace, self.name = namespace, name
-        self._session, self._conn = session, conn
+        collection = f"/api/v1/namespaces/{namespace}/configmaps"
+        self._api = Objects(collection, session, conn, StateError, str(self))
         self._allowed = allowed
         """Asked before every write: a replica that is no longer the leader stops mid-way."""
         self._generation = "a"
@@ -114,27 +114,8 @@ class ConfigMapBackend:
     def __str__(self) -> str:
         return f"ConfigMap {self.namespace}/{self.name}"
 
-    def _url(self, name: str | None = None) -> str:
-        base = f"{self._conn.host}/api/v1/namespaces/{self.namespace}/configmaps"
-        return f"{base}/{name}" if name else base
-
-    async def _call(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
-        try:
-            async with self._session.request(
-                method,
-                url,
-                json=body,
-                headers=await self._conn.headers(),
-                server_hostname=self._conn.server_hostname,
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
-            ) as resp:
-                payload = await resp.json(content_type=None) if resp.status < 300 else None
-                return resp.status, payload
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise StateError(f"{self}: {method} failed: {exc or type(exc).__name__}") from exc
-
     async def _get(self, name: str) -> dict[str, Any] | None:
-        status, payload = await self._call("GET", self._url(name))
+        status, payload = await self._api.call("GET", self._api.url(name))
         if status == 404:
             return None
         if status != 200 or not isinstance(payload, dict):
@@ -209,10 +190,10 @@ class ConfigMapBackend:
             "data": data,
             "binaryData": {"checkpoint": base64.b64encode(chunk).decode()},
         }
-        status, payload = await self._call("PUT", self._url(name), body)
+        status, payload = await self._api.call("PUT", self._api.url(name), body)
         if status == 404:
             metadata.pop("resourceVersion", None)  # gone: nothing to overwrite
-            status, payload = await self._call("POST", self._url(), body)
+            status, payload = await self._api.call("POST", self._api.url(), body)
         if status == 409:
             raise StateError(
                 f"{self}: {name} was written by another replica since this one read it"
