@@ -469,8 +469,8 @@ EXPORTER = Dashboard(
         ),
         _stat(
             "Resident memory",
-            "Resident set size of the exporter process.",
-            f"sum(process_resident_memory_bytes{{{INSTANCE}}})",
+            "Resident set size of the largest exporter process (each replica holds the caches).",
+            f"max(process_resident_memory_bytes{{{INSTANCE}}})",
             "bytes",
             steps=((None, GREEN), (512 * 2**20, ORANGE), (1024 * 2**20, RED)),
         ),
