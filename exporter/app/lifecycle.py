@@ -236,7 +236,7 @@ def state_backend(
         return FileBackend(s.state_file)
     if s.state_configmap:
         namespace, _, name = s.state_configmap.partition("/")
-        return ConfigMapBackend(namespace, name, session, conn, allowed=health.leading)
+        return ConfigMapBackend(namespace, name, session, conn, allowed=lambda: health.leading())
     return None
 
 

@@ -195,9 +195,7 @@ class ConfigMapBackend:
             metadata.pop("resourceVersion", None)  # gone: nothing to overwrite
             status, payload = await self._api.call("POST", self._api.url(), body)
         if status == 409:
-            raise StateError(
-                f"{self}: {name} was written by another replica since this one read it"
-            )
+            raise StateError(f"{self}: another replica wrote {name} since this one read it")
         if status not in (200, 201):
             hint = " (the Role must allow get, create and update on it)" if status == 403 else ""
             raise StateError(f"{self}: writing {name} answered HTTP {status}{hint}")

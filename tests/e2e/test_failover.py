@@ -15,11 +15,13 @@ the other has taken over, thawed with SIGCONT. Asserted:
   within what the protocol allows.
 
 Waiting for wall-clock instants is the scenario itself (how long a process stays frozen);
-outcomes are awaited by polling.
+outcomes are awaited by polling. A second test shows, on the real API, that a deposed leader
+cannot overwrite its successor's checkpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import os
@@ -31,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from exporter.kube.connecting import connect
+from exporter.persist.backends import ConfigMapBackend, StateError
 from tests.cluster import objects
 from tests.cluster.controlplane import free_port
 from tests.cluster.kube import Kube
@@ -247,3 +251,30 @@ def gaps(
         "SIGKILL to the next sample": next(t for t in times if t > killed) - killed,
         "SIGSTOP to the next sample": next(t for t in times if t > stopped) - stopped,
     }
+
+
+def test_a_deposed_leader_cannot_overwrite_its_successors_checkpoint(cluster: Cluster) -> None:
+    ns = new_namespace(cluster, "fencing")
+
+    async def scenario() -> None:
+        conn = await connect(str(cluster.kubeconfig), None)
+        async with conn.session() as session:
+            leads = {"old": True}
+            old = ConfigMapBackend(ns, "kbe-state", session, conn, allowed=lambda: leads["old"])
+            new = ConfigMapBackend(ns, "kbe-state", session, conn)
+            assert await old.read() is None
+            await old.write(b"old leader, term 1")
+            assert await new.read() == b"old leader, term 1"  # the takeover's restore
+            await new.write(b"new leader, term 2")
+            with pytest.raises(StateError, match="another replica wrote kbe-state"):
+                await old.write(b"old leader, woken up")  # its version is stale: 409
+            leads["old"] = False
+            with pytest.raises(StateError, match="no longer leads"):
+                await old.write(b"old leader, deposed")  # refused before any request
+            assert await new.read() == b"new leader, term 2"
+            await new.write(b"new leader, again")  # its own version moves on with it
+            assert await ConfigMapBackend(ns, "kbe-state", session, conn).read() == (
+                b"new leader, again"
+            )
+
+    asyncio.run(scenario())
