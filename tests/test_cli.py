@@ -24,6 +24,7 @@ EXAMPLES = {
     "missed_grace": ("1m30s", 90.0),
     "max_missed_backfill": ("5", 5),
     "max_owners": ("10", 10),
+    "runs_kept": ("5", 5),
     "duration_buckets": ("1,10,100", (1.0, 10.0, 100.0)),
     "forget_owners_after": ("2h", 7200.0),
     "new_series_delay": ("2m", 120.0),

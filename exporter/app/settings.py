@@ -179,6 +179,8 @@ class Settings:
     """
     max_owners: int = _setting(20000, "N", parse_positive_int)
     """Most owners (CronJobs and Job families) with run-history series: a cardinality guard."""
+    runs_kept: int = _setting(20, "N", parse_positive_int)
+    """Latest runs kept per owner for the status page and /api/v1/owners."""
     duration_buckets: tuple[float, ...] = _setting(
         DEFAULT_DURATION_BUCKETS, "LIST", parse_buckets, _show_buckets
     )

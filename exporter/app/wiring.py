@@ -83,6 +83,7 @@ class Exporter:
             owners,
             duration_buckets=s.duration_buckets,
             max_owners=s.max_owners,
+            runs_kept=s.runs_kept,
             forget_after=s.forget_owners_after,
             clock=clock,
         )

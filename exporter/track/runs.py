@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -118,6 +118,22 @@ class RunsState:
     """When the checkpoint was taken."""
 
 
+@dataclass(frozen=True, slots=True)
+class RecentRun:
+    """One finished run as a person reads it on the status page (contract §12)."""
+
+    job_name: str
+    """The Job's name; ``""`` for a run known only from a checkpoint."""
+    trigger: str
+    start: float | None
+    end: float | None
+    duration: float | None
+    result: str
+    reason: str
+    pod_failures: tuple[tuple[str, int], ...] = ()
+    """(reason, attempts) of its failed pods that the exporter saw fail."""
+
+
 @dataclass(slots=True, eq=False)
 class History(ByOwner):
     """Everything kept about one owner; mutated in place, then published."""
@@ -144,6 +160,9 @@ class History(ByOwner):
     thresholds: Thresholds = NONE
     idle_since: float | None = None
     """Since when the owner has had no Job and no CronJob (for forgetting it)."""
+    recent: deque[RecentRun] = field(default_factory=deque)
+    """The latest runs, oldest first (``--runs-kept``): the runs of the Jobs still listed at
+    start-up and those seen since. Not kept in the checkpoint: it is for people, not counters."""
 
     @property
     def consecutive_failures(self) -> int:
@@ -237,9 +256,11 @@ class RunTracker:
         duration_buckets: Sequence[float],
         max_owners: int,
         forget_after: float,
+        runs_kept: int = 20,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._health = health
+        self._runs_kept = runs_kept
         self._buckets = tuple(duration_buckets)
         self._max_owners = max_owners
         self._forget_after = forget_after
@@ -274,6 +295,8 @@ class RunTracker:
         """Jobs the checkpoint saw finished, while their pods may still be relisted: their pod
         failures are not news, those of every other Job are."""
         self._listed: set[str] = set()
+        self._pod_failures: dict[str, Counter[str]] = {}
+        """Job UID -> reasons of the failed pods counted for the run (for its RecentRun)."""
 
     def follow(
         self, jobs: ObjectCache[Job], pods: ObjectCache[Pod], cronjobs: ObjectCache[CronJob]
@@ -333,6 +356,7 @@ class RunTracker:
     def restore(self, state: RunsState) -> None:
         """Continue from a checkpoint: before the first LIST, so relisted Jobs meet it."""
         for h in state.histories:
+            h.recent = deque(h.recent, maxlen=self._runs_kept)
             self.histories[h.key] = h
             self._changes.notify(None, h)
         for (namespace, cronjob), at in state.successes.items():
@@ -427,6 +451,7 @@ class RunTracker:
             durations={},
             start_delays=Histogram(self._buckets),
             retries=Histogram(RETRY_BUCKETS),
+            recent=deque(maxlen=self._runs_kept),
         )
         self.histories[key] = h
         self._changes.notify(None, h)  # counters start at 0, so increase() sees the first event
@@ -487,14 +512,17 @@ class RunTracker:
         restored = self._restored
         for job in sorted(self._startup_finished, key=lambda j: j.end or j.created or 0.0):
             with self._health.contained(ErrorKind.SUBSCRIBER, "run start-up", job.uid):
-                if restored is not None:
-                    if job.uid not in restored.finished:
-                        self._finish(job, job.outcome, job.reason, job.end)
+                if restored is not None and job.uid not in restored.finished:
+                    self._finish(job, job.outcome, job.reason, job.end)
                     continue
                 h = self._history(job.owner_key)
-                if h is not None:
-                    self._set_last(h, job, job.outcome, job.end, _duration(job, job.end))
-                    self._changes.notify(None, h)
+                if h is None:
+                    continue
+                duration = _duration(job, job.end)
+                if restored is None:
+                    self._set_last(h, job, job.outcome, job.end, duration)
+                self._remember(h, job, job.outcome, job.reason, job.end, duration)
+                self._changes.notify(None, h)
         self._startup_finished.clear()
         self._reconcile("jobs")
         self._end_baseline()
@@ -538,6 +566,7 @@ class RunTracker:
                 self._finish(old, "deleted", "DeletedWhileActive", end)
         if not held:
             self._restarts.pop(old.uid, None)
+            self._pod_failures.pop(old.uid, None)
         self._delay_seen.discard(old.uid)
         self._parked.pop(old.uid, None)
 
@@ -573,6 +602,7 @@ class RunTracker:
     def _finish(self, job: Run, result: str, reason: str, end: float | None) -> None:
         h = self._history(job.owner_key)
         restarts = self._restarts.pop(job.uid, {})
+        failures = self._pod_failures.pop(job.uid, None)
         if h is None:
             return
         h.runs[(result, reason, job.trigger)] += 1
@@ -581,7 +611,32 @@ class RunTracker:
             h.durations.setdefault(result, Histogram(self._buckets)).observe(duration)
         h.retries.observe(job.failed + sum(restarts.values()))
         self._set_last(h, job, result, end, duration)
+        self._remember(h, job, result, reason, end, duration, failures)
         self._changes.notify(None, h)
+
+    def _remember(
+        self,
+        h: History,
+        job: Run,
+        result: str,
+        reason: str,
+        end: float | None,
+        duration: float | None,
+        failures: Counter[str] | None = None,
+    ) -> None:
+        """Keep the run for the status page (the oldest drops out past ``--runs-kept``)."""
+        h.recent.append(
+            RecentRun(
+                job.name if isinstance(job, Job) else "",
+                job.trigger,
+                job.started,
+                end,
+                duration,
+                result,
+                reason,
+                tuple(sorted(failures.items())) if failures else (),
+            )
+        )
 
     def _set_last(
         self, h: History, job: Run, result: str, end: float | None, duration: float | None
@@ -647,6 +702,7 @@ class RunTracker:
         changed = False
         if new.phase == "Failed" and not was_failed:
             h.pod_failures[new.failure_reason] += 1
+            self._pod_failures.setdefault(job.uid, Counter())[new.failure_reason] += 1
             changed = True
         restarted = new.restarts - restarts_before
         if restarted > 0:
