@@ -149,7 +149,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     except (AccessError, WebConfigError) as exc:
         logger.error("%s", exc)
         return 1
-    app = Service(exporter.exposition, exporter.health).app()
+    app = Service(exporter).app()
     if web_config and web_config.users:
         app.middlewares.append(web_config.middleware())
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -153,10 +154,34 @@ async def test_openmetrics_is_served_when_asked(exporter: Exporter) -> None:
     assert ctype.startswith("text/plain; version=0.0.4") and "# EOF" not in text
 
 
-async def test_health_and_index(exporter: Exporter) -> None:
+async def test_health_and_the_status_pages(exporter: Exporter) -> None:
     assert (await exporter.get("/healthz"))[0] == 200
-    status, ctype, page = await exporter.get("/")
+    status, ctype, page = await exporter.get("/status")
     assert status == 200 and "text/html" in ctype and "/metrics" in page
+
+
+async def test_the_status_pages_list_every_owner(
+    fake_api: FakeApiServer, kubeconfig_path: Path
+) -> None:
+    populate(fake_api)
+    async with running_exporter(kubeconfig_path) as exporter:
+        await fake_api.changed.wait_for(lambda: all_watching(fake_api))
+        await eventually(lambda: _ready(exporter))
+        status, ctype, page = await exporter.get("/")
+        assert status == 200 and "text/html" in ctype and "cj0" in page  # a CronJob, by name
+        status, ctype, body = await exporter.get("/api/v1/owners")
+        listed = json.loads(body)
+        assert status == 200 and ctype.startswith("application/json") and listed["leading"]
+        cronjobs = {o["name"] for o in listed["owners"] if o["kind"] == "CronJob"}
+        assert cronjobs == {"cj0", "cj1", "cj2"}
+        status, _, body = await exporter.get("/api/v1/owners/team-a/CronJob/cj0")
+        assert status == 200 and json.loads(body)["schedule"] == "*/5 * * * *"
+        assert (await exporter.get("/api/v1/owners/team-a/CronJob/nope"))[0] == 404
+        assert (await exporter.get("/owners/team-a/Deployment/cj0"))[0] == 404
+
+
+async def _ready(exporter: Exporter) -> bool:
+    return (await exporter.get("/readyz"))[0] == 200
 
 
 async def test_readyz_waits_for_every_resource(

@@ -49,7 +49,7 @@ async def server(config: WebConfig, tmp_path: Path) -> AsyncIterator[str]:
         return web.Response(text="payload\n")
 
     app = web.Application(middlewares=[config.middleware()])
-    for path in ("/metrics", "/healthz", "/readyz", "/"):
+    for path in ("/metrics", "/healthz", "/readyz", "/", "/api/v1/owners", "/owners/a/Job/b"):
         app.router.add_get(path, ok)
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server(ssl=config.ssl_context())
@@ -82,7 +82,9 @@ async def test_metrics_need_the_right_password(server: str, tmp_path: Path) -> N
     assert await get(f"{server}/metrics", tls, {"Authorization": "Basic !!"}) == 401
     assert await get(f"{server}/metrics", tls, auth("prometheus", PASSWORD)) == 200
     assert await get(f"{server}/metrics", tls, auth("prometheus", PASSWORD)) == 200  # cached
-    assert await get(f"{server}/", tls) == 401
+    for page in ("/", "/api/v1/owners", "/owners/a/Job/b"):  # the status pages too
+        assert await get(f"{server}{page}", tls) == 401
+        assert await get(f"{server}{page}", tls, auth("prometheus", PASSWORD)) == 200
 
 
 async def test_probes_stay_open_for_the_kubelet(server: str, tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""What a person reads: each owner's status, from the records the metrics are rendered from."""
