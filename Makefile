@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # system-deps: openssl, promtool/Prometheus and Alertmanager (tests/cluster/system-deps.sh).
-.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench bench-micro bench-instructions bench-checkpoint bench-slots prometheusrule dashboards dashboard-pictures clean
+.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench bench-micro bench-instructions bench-checkpoint bench-pages bench-slots status-picture prometheusrule dashboards dashboard-pictures clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -100,5 +100,13 @@ dashboards: $(STAMP)
 	$(BIN)/python -m grafana.generate
 
 # Draw docs/dashboards/*.png from the demo's Prometheus (run `make demo` in another shell first).
+# The status page's render time, size and memory per owner at 3,000 owners (docs/performance.md).
+bench-pages: $(STAMP)
+	$(BIN)/python -m bench.pages
+
+# docs/status.png: the demo's status page in headless Chromium (run `make demo` first).
+status-picture: $(STAMP)
+	$(BIN)/python -m demo.picture $(ARGS)
+
 dashboard-pictures: $(STAMP)
 	$(BIN)/python -m grafana.pictures $(ARGS)

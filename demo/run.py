@@ -143,8 +143,8 @@ def start() -> list[subprocess.Popen[bytes]]:
     print(
         f"""
 kube-batch-exporter demo is running
+  status:        {url}/   (what fails and why, per CronJob and Job family)
   metrics:       {url}/metrics
-  status:        {url}/
   alert rules:   {alerts_page(prometheus.url)}
   alerts:        {amtool} --alertmanager.url={alertmanager.url} alert query
                  (first alerts after 1-3 minutes)

@@ -1,5 +1,7 @@
 """`make demo`, headless: everything comes up, runs are counted, an alert fires in
-Alertmanager, Ctrl-C leaves no process behind, and a second `make demo` starts clean."""
+Alertmanager, every printed link opens in a real browser (headless Chromium) and the status
+page shows what fails, Ctrl-C leaves no process behind, and a second `make demo` starts
+clean."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo.workloads import WORKLOADS
+from tests.cluster import browser
 from tests.cluster.controlplane import free_port
 from tests.cluster.monitoring import ROOT
 from tests.e2e.conftest import alive, eventually
@@ -97,6 +100,43 @@ class Demo:
         assert leftovers == []
 
 
+def rows(dom: str) -> dict[str, str]:
+    """The status page's rows by owner link."""
+    found = {}
+    for row in dom.split("<tr>")[1:]:
+        link = re.search(r'href="/owners/([^"]+)"', row)
+        if link:
+            found[link.group(1)] = row
+    return found
+
+
+def status_shows_what_fails(demo: Demo) -> bool:
+    """In a real browser: ``report`` failing, ``nightly-backup`` healthy, runs drawn."""
+    dom, _ = browser.render(demo.exporter + "/")
+    shown = rows(dom)
+    report = shown.get("default/CronJob/report", "")
+    backup = shown.get("default/CronJob/nightly-backup", "")
+    assert {"default/CronJob/hourly-sync", "default/Job/image-resize"} <= shown.keys(), shown
+    return "failing" in report and "healthy" in backup and "<rect" in report
+
+
+def report_says_what_fails(kubeconfig: str) -> None:
+    """``kube-batch-exporter report`` against the demo cluster: the table, exit 1; the JSON."""
+    command = [sys.executable, "-m", "exporter", "report", "--kubeconfig", kubeconfig]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    (report,) = [line for line in lines if " report " in line]
+    (backup,) = [line for line in lines if " nightly-backup " in line]
+    assert report.startswith("failing") and backup.startswith("healthy"), done.stdout
+    assert lines[0].startswith("STATUS") and lines[-1].endswith("owners with problems")
+    done = subprocess.run([*command, "--output", "json"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)  # fmt: skip
+    owners = {o["name"]: o for o in json.loads(done.stdout)["owners"]}
+    assert done.returncode == 1 and "failing" in owners["report"]["problems"]
+    assert owners["report"]["recent"][0]["result"] == "failed"
+
+
 def test_demo_shows_runs_and_alerts_stops_cleanly_and_runs_again(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT")}
     demo = Demo(tmp_path, ports, "first")
@@ -122,10 +162,20 @@ def test_demo_shows_runs_and_alerts_stops_cleanly_and_runs_again(tmp_path: Path)
         )
         assert demo.total("kube_batch_runs_total", result="failed", **flaky) == 0
         assert demo.total("kube_batch_pod_failures_total", reason="Error", **flaky) >= 1
-        printed = demo.log_path.read_text()
-        for url in re.findall(r"(http://127\.0\.0\.1:\d+/\S*)", printed):
-            page = get(url)  # raises on 404
-            assert "does not include a web application" not in page, url
+        printed = demo.log_path.read_text().split("demo is running", 1)[1]
+        urls = re.findall(r"(http://127\.0\.0\.1:\d+/\S*)", printed)
+        assert urls[0] == demo.exporter + "/", urls  # the status page first
+        for url in urls:
+            get(url)  # raises on 404
+            dom, console = browser.render(url)
+            assert "does not include a web application" not in dom, url
+            assert "404 page not found" not in dom, url
+            assert "Content Security Policy" not in console, (url, console[-2000:])
+        eventually(lambda: status_shows_what_fails(demo), 180, "report failing on the page")
+        (kubeconfig,) = re.findall(r"kubeconfig:\s+(\S+)", printed)
+        report_says_what_fails(kubeconfig)
+        alerts_dom, _ = browser.render(urls[2])
+        assert "firing" in alerts_dom.lower() and "CronJobFailing" in alerts_dom
         (command,) = re.findall(r"(\S*amtool --alertmanager\.url=\S+ alert query)", printed)
         listed = subprocess.run(command.split(), capture_output=True, text=True, check=True)
         missing = [name for name in set(firing()) if name not in listed.stdout]
