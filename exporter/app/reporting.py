@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import sys
@@ -19,7 +18,7 @@ from typing import TextIO
 from exporter.app.settings import Settings
 from exporter.app.wiring import build
 from exporter.kube.connecting import AccessError, connect
-from exporter.report.owners import failing, owners
+from exporter.report.owners import as_json, failing, owners
 from exporter.report.table import table
 
 logger = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ async def report(settings: Settings, output: str, out: TextIO) -> int:
     now = exporter.clock()
     statuses = owners(exporter.runs, exporter.slots, now)
     if output == "json":
-        body = {"time": now, "owners": [dataclasses.asdict(o) for o in statuses]}
+        body = {"time": now, "owners": [as_json(o) for o in statuses]}
         out.write(json.dumps(body, indent=2, allow_nan=False) + "\n")
     else:
         out.write(table(statuses, now, colour=out.isatty()))

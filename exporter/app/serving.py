@@ -8,7 +8,6 @@ same statuses as JSON, ``/status`` the exporter's own sync state.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 
@@ -18,7 +17,7 @@ from exporter import __version__
 from exporter.app.wiring import Exporter
 from exporter.metrics.registry import OPENMETRICS_TYPE, TEXT_TYPE
 from exporter.report import pages
-from exporter.report.owners import OwnerStatus, owners, status
+from exporter.report.owners import OwnerStatus, as_json, owners, status
 
 OWNER = "/{namespace}/{kind}/{name}"
 
@@ -87,13 +86,13 @@ class Service:
         body = {
             "time": self._exporter.clock(),
             "leading": self._serving(),
-            "owners": [_json(o) for o in self._statuses()],
+            "owners": [as_json(o) for o in self._statuses()],
         }
         return web.json_response(body, dumps=_dumps)
 
     async def api_owner(self, request: web.Request) -> web.Response:
         """One owner's status as JSON."""
-        return web.json_response(_json(self._one(request)), dumps=_dumps)
+        return web.json_response(as_json(self._one(request)), dumps=_dumps)
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Serve the exposition, negotiating OpenMetrics."""
@@ -138,10 +137,6 @@ def _html(page: str) -> web.Response:
     response.headers["Content-Security-Policy"] = pages.CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _json(o: OwnerStatus) -> dict[str, object]:
-    return dataclasses.asdict(o)
 
 
 def _dumps(body: object) -> str:

@@ -8,7 +8,7 @@ cannot disagree with ``/metrics``. Nothing is stored here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from exporter.cron.words import describe
 from exporter.store.records import OwnerKey
@@ -118,3 +118,14 @@ def failing(statuses: Iterable[OwnerStatus]) -> list[OwnerStatus]:
     """The owners ``report`` exits non-zero for: failing, overdue or unschedulable."""
     bad = {"failing", "overdue", "invalid schedule"}
     return [o for o in statuses if bad & set(o.problems)]
+
+
+_STATUS_FIELDS = tuple(f.name for f in fields(OwnerStatus) if f.name != "recent")
+_RUN_FIELDS = tuple(f.name for f in fields(RecentRun))
+
+
+def as_json(o: OwnerStatus) -> dict[str, object]:
+    """The status as JSON-ready data (``dataclasses.asdict`` deep-copies: ten times slower)."""
+    data: dict[str, object] = {name: getattr(o, name) for name in _STATUS_FIELDS}
+    data["recent"] = [{name: getattr(r, name) for name in _RUN_FIELDS} for r in o.recent]
+    return data

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 from exporter.cron.words import describe
 from exporter.metrics import runs, slots
-from exporter.report.owners import OwnerStatus, failing, owners
+from exporter.report.owners import OwnerStatus, as_json, failing, owners
 from tests.builders import complete, cronjob, failed, job, pod, running
 from tests.world import World
 
@@ -45,7 +47,7 @@ def test_every_value_is_the_one_the_metrics_show() -> None:
     assert sum(cron.missed.values()) == missed > 0
     assert cron.overdue_seconds == metric("kube_batch_cronjob_overdue_seconds") > 0
     assert cron.problems == ("failing", "overdue", "last run failed")
-    assert [r.pod_failures for r in cron.recent] == [(("OOMKilled", 1),)] * 3
+    assert [r.pod_failures for r in cron.recent] == [(("OOMKilled", 1, 1),)] * 3  # exit 1
     assert [r.job_name for r in cron.recent] == ["backup-2", "backup-1", "backup-0"]  # newest first
     assert cron.schedule_in_words == "every minute" and cron.time_zone == "UTC"
     assert cron.next_run == w.now // 60 * 60 + 60
@@ -90,3 +92,15 @@ def test_schedules_in_words_only_for_the_forms_it_knows() -> None:
     assert describe("@daily") == "daily"
     assert describe("0 9 1 * *") == "0 9 1 * *"  # not paraphrased: shown as written
     assert describe("0 9-17 * * 1-5") == "0 9-17 * * 1-5"
+
+
+def test_the_json_is_every_field_of_the_status() -> None:
+    w = World(now=0)
+    w.start([cronjob()])
+    w.jobs.upsert(running(name="backup-1", uid="f1"))
+    w.pods.upsert(pod(uid="p1", job_uid="f1", phase="Failed", reason="OOMKilled"))
+    w.jobs.upsert(fail(1, end=100))
+    (cron,) = statuses(w)
+    data = as_json(cron)
+    assert json.dumps(data) == json.dumps(dataclasses.asdict(cron))  # the same JSON
+    assert json.loads(json.dumps(data))["recent"][0]["pod_failures"] == [["OOMKilled", 1, 1]]
