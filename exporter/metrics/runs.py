@@ -30,6 +30,21 @@ def _observed(hist: Histogram) -> list[Sample]:
     return [] if hist.empty else histogram_samples(hist)
 
 
+def _last_run_info(h: History) -> list[Sample]:
+    if not h.recent:
+        return []
+    run = h.recent[-1]
+    why, code, _ = run.pod_failures[0] if run.pod_failures else ("", None, 0)
+    labels = (
+        ("job_name", run.job_name),
+        ("result", run.result),
+        ("reason", run.reason),
+        ("pod_reason", why),
+        ("exit_code", "" if code is None else str(code)),
+    )
+    return [("", labels, 1.0)]
+
+
 HISTORY: Group[History] = Group(
     identity.OWNER,
     (
@@ -109,6 +124,14 @@ HISTORY: Group[History] = Group(
             "Failed runs since the last success (0 after a success).",
             (),
             lambda h: gauge(h.consecutive_failures if h.last_run is not None else None),
+        ),
+        Family(
+            "kube_batch_last_run_info",
+            "gauge",
+            "The latest finished run: its Job, result and reason, and its failed pods' most "
+            "frequent reason and exit code (one series per owner, replaced by the next run).",
+            ("job_name", "result", "reason", "pod_reason", "exit_code"),
+            _last_run_info,
         ),
         Family(
             "kube_batch_alert_threshold",

@@ -121,6 +121,14 @@ def strip(recent: Sequence[RecentRun]) -> str:
     )
 
 
+def _pod_failures(r: RecentRun) -> str:
+    """``OOMKilled (exit 137) &times;2, Error (exit 1)``."""
+    return ", ".join(
+        f"{_e(why)}{'' if code is None else f' (exit {code})'}{f' &times;{n}' if n > 1 else ''}"
+        for why, code, n in r.pod_failures
+    )
+
+
 def _chips(o: OwnerStatus) -> str:
     chips = [f"<span class=chip>{_e(p)}</span>" for p in o.problems]
     if o.suspended:
@@ -215,7 +223,7 @@ def detail(o: OwnerStatus, now: float, leading: bool) -> str:
         f"<td>{_e(r.trigger)}</td><td>{stamp(r.start)}</td><td>{duration(r.duration)}</td>"
         f"<td class={'ok' if r.result == 'succeeded' else 'bad'}>{_e(r.result)}</td>"
         f"<td>{_e(r.reason)}</td>"
-        f"<td>{', '.join(f'{_e(why)} &times;{n}' for why, n in r.pod_failures) or '—'}</td></tr>"
+        f"<td>{_pod_failures(r) or '—'}</td></tr>"
         for r in o.recent
     )
     thresholds = "".join(

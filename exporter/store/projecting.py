@@ -284,21 +284,22 @@ def _containers(status: dict[str, Any]) -> list[dict[str, Any]]:
     return init + _maps(status.get("containerStatuses"), "status.containerStatuses")
 
 
-def _failure_reason(status: dict[str, Any]) -> str:
+def _failure(status: dict[str, Any]) -> tuple[str, int | None]:
+    """Why a failed Pod failed (contract §3 order), and the exit code of that container."""
     for cs in _containers(status):
         state = _map(cs.get("state"), "status.containerStatuses[].state")
         terminated = _map(state.get("terminated"), "status.containerStatuses[].state.terminated")
         exit_code = _int32(terminated.get("exitCode"), "status.containerStatuses[].exitCode")
         reason = _text(terminated.get("reason"), "status.containerStatuses[].reason")
         if terminated and exit_code != 0 and reason:
-            return reason
+            return reason, exit_code
     if reason := _text(status.get("reason"), "status.reason"):
-        return reason
+        return reason, None
     for cond in _maps(status.get("conditions"), "status.conditions"):
         disruption = _text(cond.get("type"), "status.conditions[].type") == "DisruptionTarget"
         if disruption and _text(cond.get("status"), "status.conditions[].status") == "True":
-            return _text(cond.get("reason"), "status.conditions[].reason") or "Unknown"
-    return "Unknown"
+            return _text(cond.get("reason"), "status.conditions[].reason") or "Unknown", None
+    return "Unknown", None
 
 
 def project_pod(raw: RawObject) -> Pod:
@@ -322,6 +323,7 @@ def project_pod(raw: RawObject) -> Pod:
                 if at is not None:
                     starts.append(at)
     phase = _text(status.get("phase"), "status.phase")
+    reason, exit_code = _failure(status) if phase == "Failed" else ("", None)
     return Pod(
         uid=uid,
         namespace=_text(meta.get("namespace"), "metadata.namespace", limit=MAX_NAME),
@@ -331,5 +333,6 @@ def project_pod(raw: RawObject) -> Pod:
         created=_time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
         first_start=min(starts) if starts else None,
         restarts=restarts,
-        failure_reason=_failure_reason(status) if phase == "Failed" else "",
+        failure_reason=reason,
+        exit_code=exit_code,
     )

@@ -147,3 +147,5 @@ class Pod:
     """Sum of restartCount over init and app containers (in-place retries)."""
     failure_reason: str
     """Why the attempt failed, once phase is Failed (contract §3 order); ``""`` otherwise."""
+    exit_code: int | None = None
+    """The exit code of the container that failed it, when one did (not for an eviction)."""

@@ -130,8 +130,9 @@ class RecentRun:
     duration: float | None
     result: str
     reason: str
-    pod_failures: tuple[tuple[str, int], ...] = ()
-    """(reason, attempts) of its failed pods that the exporter saw fail."""
+    pod_failures: tuple[tuple[str, int | None, int], ...] = ()
+    """(reason, exit code, attempts) of its failed pods that the exporter saw fail, most
+    frequent first."""
 
 
 @dataclass(slots=True, eq=False)
@@ -295,8 +296,8 @@ class RunTracker:
         """Jobs the checkpoint saw finished, while their pods may still be relisted: their pod
         failures are not news, those of every other Job are."""
         self._listed: set[str] = set()
-        self._pod_failures: dict[str, Counter[str]] = {}
-        """Job UID -> reasons of the failed pods counted for the run (for its RecentRun)."""
+        self._pod_failures: dict[str, Counter[tuple[str, int | None]]] = {}
+        """Job UID -> (reason, exit code) of the failed pods counted for the run."""
 
     def follow(
         self, jobs: ObjectCache[Job], pods: ObjectCache[Pod], cronjobs: ObjectCache[CronJob]
@@ -622,7 +623,7 @@ class RunTracker:
         reason: str,
         end: float | None,
         duration: float | None,
-        failures: Counter[str] | None = None,
+        failures: Counter[tuple[str, int | None]] | None = None,
     ) -> None:
         """Keep the run for the status page (the oldest drops out past ``--runs-kept``)."""
         h.recent.append(
@@ -634,7 +635,9 @@ class RunTracker:
                 duration,
                 result,
                 reason,
-                tuple(sorted(failures.items())) if failures else (),
+                tuple((why, code, n) for (why, code), n in failures.most_common())
+                if failures
+                else (),
             )
         )
 
@@ -702,7 +705,8 @@ class RunTracker:
         changed = False
         if new.phase == "Failed" and not was_failed:
             h.pod_failures[new.failure_reason] += 1
-            self._pod_failures.setdefault(job.uid, Counter())[new.failure_reason] += 1
+            failure = (new.failure_reason, new.exit_code)
+            self._pod_failures.setdefault(job.uid, Counter())[failure] += 1
             changed = True
         restarted = new.restarts - restarts_before
         if restarted > 0:

@@ -71,7 +71,7 @@ def test_values_from_the_cluster_are_escaped_everywhere() -> None:
         schedule_error=HOSTILE,
         problems=("invalid schedule",),
         recent=(
-            RecentRun("backup-1", "schedule", 0.0, 5.0, 5.0, "failed", HOSTILE, ((HOSTILE, 2),)),
+            RecentRun("backup-1", "schedule", 0.0, 5.0, 5.0, "failed", HOSTILE, ((HOSTILE, 1, 2),)),
         ),
     )
     for page in (pages.index([bad], 100.0, True), pages.detail(bad, 100.0, True)):
@@ -121,6 +121,17 @@ def test_filters_by_namespace_and_problems() -> None:
     only = pages.index(statuses, 100.0, True, only_problems=True)
     assert "/owners/ns/CronJob/broken" in only and "/owners/ns/CronJob/fine" not in only
     assert "1 of 3 owners with problems" in only
+
+
+def test_an_owners_page_says_why_its_pods_failed_and_what_to_type_next() -> None:
+    failing = RecentRun(
+        "backup-7", "schedule", 0.0, 9.0, 9.0, "failed", "BackoffLimitExceeded",
+        (("OOMKilled", 137, 2), ("Evicted", None, 1)),
+    )  # fmt: skip
+    page = pages.detail(owner(recent=(failing,)), 100.0, True)
+    assert "OOMKilled (exit 137) &times;2, Evicted</td>" in page
+    assert "kubectl -n ns describe job/backup-7" in page
+    assert "kubectl -n ns logs job/backup-7" in page
 
 
 def test_a_standby_says_so_and_times_read_as_people_say_them() -> None:

@@ -203,7 +203,7 @@ def pod(phase: str, **status: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("status", "reason"),
+    ("status", "reason", "exit_code"),
     [
         (
             {
@@ -212,6 +212,7 @@ def pod(phase: str, **status: Any) -> dict[str, Any]:
                 ]
             },
             "OOMKilled",
+            137,
         ),
         (
             {
@@ -219,6 +220,7 @@ def pod(phase: str, **status: Any) -> dict[str, Any]:
                 "containerStatuses": [{"state": {"terminated": {"exitCode": 0}}}],
             },
             "Evicted",
+            None,
         ),
         (
             {
@@ -231,12 +233,16 @@ def pod(phase: str, **status: Any) -> dict[str, Any]:
                 ]
             },
             "PreemptionByScheduler",
+            None,
         ),
-        ({}, "Unknown"),
+        ({}, "Unknown", None),
     ],
 )
-def test_pod_failure_reason_order(status: dict[str, Any], reason: str) -> None:
-    assert project_pod(pod("Failed", **status)).failure_reason == reason
+def test_pod_failure_reason_order(
+    status: dict[str, Any], reason: str, exit_code: int | None
+) -> None:
+    record = project_pod(pod("Failed", **status))
+    assert (record.failure_reason, record.exit_code) == (reason, exit_code)
 
 
 def test_pod_start_and_restarts() -> None:

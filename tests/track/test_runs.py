@@ -453,3 +453,25 @@ def test_one_job_failing_at_start_up_does_not_stop_the_others(
     w.start(jobs=[failed(end=100, uid="bad", name="bad"), complete(end=200, uid="ok", name="ok")])
     assert value(w, "kube_batch_last_success_timestamp_seconds") == T0 + 200
     assert +w.health.errors == {ErrorKind.SUBSCRIBER: 1}
+
+
+def test_the_latest_run_names_its_job_and_why_its_pods_failed() -> None:
+    w = world()
+    w.start()
+    w.jobs.upsert(running(name="backup-1", uid="j1"))
+    for i, reason in enumerate(("OOMKilled", "OOMKilled", "Error")):
+        w.pods.upsert(pod(uid=f"p{i}", job_uid="j1", phase="Failed", reason=reason))
+    w.jobs.upsert(failed(end=130, name="backup-1", uid="j1"))
+    info = {k: v for k, v in history(w).items() if k[0] == "kube_batch_last_run_info"}
+    assert info == {
+        (
+            "kube_batch_last_run_info",
+            (("exit_code", "1"), ("job_name", "backup-1"), ("pod_reason", "OOMKilled"),
+             ("reason", "BackoffLimitExceeded"), ("result", "failed")),
+        ): 1.0
+    }  # fmt: skip
+    w.jobs.upsert(running(name="backup-2", uid="j2"))
+    w.jobs.upsert(complete(end=200, name="backup-2", uid="j2"))
+    (labels,) = [dict(k[1]) for k in history(w) if k[0] == "kube_batch_last_run_info"]
+    assert labels == {"exit_code": "", "job_name": "backup-2", "pod_reason": "",
+                      "reason": "CompletionsReached", "result": "succeeded"}  # fmt: skip
