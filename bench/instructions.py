@@ -3,8 +3,8 @@
 Wall-clock micro-benchmarks on our 2-core machines move by tens of percent between runs;
 instruction counts do not. The same workload runs three times under ``valgrind
 --tool=callgrind`` (nothing; N Jobs created, started and finished through the whole wired
-exporter; the same plus K scrapes) and the differences are the costs, start-up and imports
-subtracted.
+exporter; the same plus K scrapes; the N Jobs on a standby, whose caches feed no engine) and
+the differences are the costs, start-up and imports subtracted.
 
 Run: ``make bench-instructions`` (or ``python -m bench.instructions --jobs 2000 --scrapes 5``).
 """
@@ -48,12 +48,15 @@ def job(i: int, phase: int) -> dict[str, Any]:
     }
 
 
-def workload(jobs: int, scrapes: int) -> None:
-    """What is counted: the events, then the scrapes, through the production wiring."""
+def workload(jobs: int, scrapes: int, standby: int = 0) -> None:
+    """What is counted: the events, then the scrapes, through the production wiring.
+
+    ``standby`` = 1 runs the events through a standby's caches, which feed no engine.
+    """
     from exporter.app.settings import Settings
     from exporter.app.wiring import build
 
-    exporter = build(Settings())
+    exporter = build(Settings(), engine=not standby)
     for cache in (exporter.cronjobs, exporter.jobs, exporter.pods):
         cache.relist(None).commit()
     bodies = [job(i, phase) for i in range(jobs) for phase in (0, 1, 2)]
@@ -63,7 +66,7 @@ def workload(jobs: int, scrapes: int) -> None:
         exporter.exposition.scrape(False)
 
 
-def instructions(jobs: int, scrapes: int) -> int:
+def instructions(jobs: int, scrapes: int, standby: int = 0) -> int:
     """Instructions callgrind counts for one run of :func:`workload`."""
     run = subprocess.run(
         [
@@ -76,6 +79,7 @@ def instructions(jobs: int, scrapes: int) -> int:
             "--run",
             str(jobs),
             str(scrapes),
+            str(standby),
         ],
         capture_output=True,
         text=True,
@@ -91,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--scrapes", type=int, default=5)
-    parser.add_argument("--run", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--run", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         workload(*args.run)
@@ -101,10 +105,13 @@ def main() -> None:
     base = instructions(0, 0)
     events = instructions(args.jobs, 0)
     scraped = instructions(args.jobs, args.scrapes)
+    standby = instructions(args.jobs, 0, standby=1)
     print("| measure | instructions |")
     print("|---|---|")
     per_event = (events - base) / (3 * args.jobs)
     print(f"| one Job event (project, render, index, trackers) | {per_event:,.0f} |")
+    per_standby = (standby - base) / (3 * args.jobs)
+    print(f"| one Job event on a standby (project, cache) | {per_standby:,.0f} |")
     print(f"| one scrape of {args.jobs:,} Jobs | {(scraped - events) / args.scrapes:,.0f} |")
 
 

@@ -153,8 +153,9 @@ def _last(o: OwnerStatus, now: float) -> str:
     if last is None:
         return "<span class=muted>—</span>"
     css = "ok" if last.result == "succeeded" else "bad"
+    pods = f"<br><small>pods: {_pod_failures(last)}</small>" if last.pod_failures else ""
     return (
-        f"<span class={css}>{_e(last.result)}</span> <small>{_e(last.reason)}</small><br>"
+        f"<span class={css}>{_e(last.result)}</span> <small>{_e(last.reason)}</small>{pods}<br>"
         f"<small>{duration(last.duration)}, {ago(last.end, now)}</small>"
     )
 
