@@ -15,6 +15,7 @@ from exporter.store.records import OwnerKey
 from exporter.track.runs import RecentRun, RunTracker
 from exporter.track.slots import CronSlots, SlotTracker
 
+DAY = 86400.0
 FAILING_AFTER = {"CronJob": 3, "Job": 1}
 """Consecutive failures that make an owner failing without a ``max-consecutive-failures``
 annotation: the bundled alerts' defaults (CronJobFailing; BatchJobFailed on the first)."""
@@ -41,7 +42,7 @@ class OwnerStatus:
     consecutive_failures: int
     failing_after: int
     missed: dict[str, int]
-    """Slots missed since the exporter tracks the CronJob, by reason."""
+    """Slots counted missed in the last 24 hours (by this process), by reason."""
     runs: dict[str, int]
     """Finished runs counted, by result."""
     thresholds: dict[str, float]
@@ -101,11 +102,19 @@ def status(runs: RunTracker, slots: SlotTracker, key: OwnerKey, now: float) -> O
         overdue_seconds=overdue,
         consecutive_failures=streak,
         failing_after=failing_after,
-        missed=dict(sorted(cron.missed.items())) if cron else {},
+        missed=_missed_since(cron, now - DAY) if cron else {},
         runs=dict(sorted(runs_by_result.items())),
         thresholds=values,
         recent=recent,
     )
+
+
+def _missed_since(cron: CronSlots, since: float) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for decided, reason in cron.missed_slots:
+        if decided >= since:
+            counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _next_run(cron: CronSlots | None, now: float) -> float | None:

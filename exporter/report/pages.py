@@ -211,7 +211,7 @@ def index(
         f"<p><small>namespace:</small> {' '.join(filters)} · {toggle}</p>"
         "<div class=wrap><table><tr><th>status</th><th>namespace</th><th>owner</th>"
         "<th>schedule</th><th>next run</th><th>last run</th><th>latest runs</th>"
-        "<th>failures in a row</th><th>missed slots</th><th>overdue</th></tr>"
+        "<th>failures in a row</th><th>missed (24 h)</th><th>overdue</th></tr>"
         f"{rows or '<tr><td colspan=10 class=muted>no owner here</td></tr>'}</table></div>"
     )
     return _page("kube-batch-exporter: batch status", body, leading)

@@ -30,7 +30,7 @@ import heapq
 import logging
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,6 +75,10 @@ class CronSlots:
     """Controller-made Jobs: UID -> (created, ended), for the Forbid rule."""
     suspensions: list[tuple[float, float | None]] = field(default_factory=list)
     missed: Counter[str] = field(default_factory=Counter)
+    missed_slots: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=1440))
+    """(when it was decided, reason) of the latest missed slots, for the status page's last
+    24 hours: a slot is decided missed only once the next one is due, so a daily schedule's
+    miss would never fall in a day by its own time (not in the checkpoint)."""
     lag: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS))
     overdue_from: float | None = None
     due: float | None = None
@@ -437,6 +441,7 @@ class SlotTracker:
                     break
                 reason = self._reason(state, t)
                 state.missed[reason] += 1
+                state.missed_slots.append((now, reason))
                 changed = True
                 if reason != "suspended" and state.overdue_from is None:
                     state.overdue_from = t

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -157,7 +158,13 @@ def test_cronjob_failing_pages_then_resolves_when_fixed(
     assert url.endswith("docs/runbooks.md#cronjobfailing")
     assert f"## {fired['labels']['alertname']}" in (ROOT / "docs/runbooks.md").read_text()
     assert anchor == "cronjobfailing"
-    assert "The last 3 runs" in fired["annotations"]["description"]
+    description = fired["annotations"]["description"]
+    assert "The last 3 runs" in description
+    # the failure context, from kube_batch_last_run_info: which Job, why, what to type next
+    job = re.search(rf"kubectl -n {ns} logs job/(nightly-\d+)\.", description)
+    assert job and f"The latest, Job {job.group(1)}, ended BackoffLimitExceeded" in description
+    assert f"kubectl -n {ns} describe job/{job.group(1)};" in description
+    print("CronJobFailing as the webhook received it:", description)
 
     cluster.kube.patch(
         f"/apis/batch/v1/namespaces/{ns}/cronjobs/nightly",

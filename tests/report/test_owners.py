@@ -104,3 +104,16 @@ def test_the_json_is_every_field_of_the_status() -> None:
     data = as_json(cron)
     assert json.dumps(data) == json.dumps(dataclasses.asdict(cron))  # the same JSON
     assert json.loads(json.dumps(data))["recent"][0]["pod_failures"] == [["OOMKilled", 1, 1]]
+
+
+def test_missed_slots_are_those_counted_in_the_last_24_hours() -> None:
+    w = World(now=0)
+    w.start([cronjob("0 12 * * *")])
+    w.at(2 * 86400)  # day 0's noon is missed once day 1's has passed
+    w.at(3 * 86400 + 3600)  # and day 1's, once day 2's has
+    (cron,) = statuses(w)
+    total = w.series(slots.SLOTS).get(
+        ("kube_batch_cronjob_missed_schedules_total", (("cronjob", "backup"), ("namespace", "ns"),
+                                                       ("reason", "not_started")))
+    )  # fmt: skip
+    assert total == 2 and cron.missed == {"not_started": 1}  # the metric counts both
