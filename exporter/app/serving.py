@@ -74,6 +74,7 @@ class Service:
             self._serving(),
             namespace=query.get("namespace", ""),
             only_problems=query.get("problems") == "1",
+            leader=self._health.leader,
         )
         return _html(page)
 

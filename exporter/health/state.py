@@ -132,6 +132,8 @@ class Health:
     """Seconds and bytes of the latest ``/metrics`` response (a scrape reports the one before)."""
     last_checkpoint: tuple[float, float, int] | None = None
     """When the latest checkpoint was written, the seconds it took and its bytes."""
+    leader: str = ""
+    """The Lease's holder as last seen (with ``--leader-elect``), for a standby's page."""
     leading: Callable[[], bool] = lambda: True
     """Whether this process exports the batch series and writes checkpoints right now:
     always without ``--leader-elect``; with it, the elector answers from its own clock."""

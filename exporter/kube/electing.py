@@ -235,6 +235,7 @@ class Elector:
                 self._until = float("-inf")  # someone else holds it: stop at once
             return False
         self._held = held
+        self._health.leader = held.holder
         self._until = started + self._deadline
         return True
 
@@ -253,6 +254,7 @@ class Elector:
             ):
                 logger.info("%s is held by %s: standing by", self.lock, record.holder)
         self._observed = record
+        self._health.leader = record.holder
         ours = record.holder == self.identity
         if not ours and record.holder and self._clock() < self._observed_at + record.duration:
             return None

@@ -82,11 +82,12 @@ def owner_path(o: OwnerStatus, prefix: str = "/owners") -> str:
     return f"{prefix}/{quote(o.namespace)}/{quote(o.kind)}/{quote(o.name, safe='')}"
 
 
-def _page(title: str, body: str, leading: bool) -> str:
+def _page(title: str, body: str, leading: bool, leader: str = "") -> str:
+    where = f" (pod <code>{_e(leader)}</code>)" if leader else ""
     standby = (
         ""
         if leading
-        else "<p class=bad>This replica stands by: the leader's page has the batch status.</p>"
+        else f"<p class=bad>This replica stands by: the leader{where} has the batch status.</p>"
     )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -172,6 +173,7 @@ def index(
     leading: bool,
     namespace: str = "",
     only_problems: bool = False,
+    leader: str = "",
 ) -> str:
     """The batch status page: one row per owner, problems first, filtered as asked."""
     namespaces = sorted({o.namespace for o in statuses})
@@ -214,7 +216,7 @@ def index(
         "<th>failures in a row</th><th>missed (24 h)</th><th>overdue</th></tr>"
         f"{rows or '<tr><td colspan=10 class=muted>no owner here</td></tr>'}</table></div>"
     )
-    return _page("kube-batch-exporter: batch status", body, leading)
+    return _page("kube-batch-exporter: batch status", body, leading, leader)
 
 
 def detail(o: OwnerStatus, now: float, leading: bool) -> str:

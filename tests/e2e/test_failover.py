@@ -179,6 +179,8 @@ def test_two_replicas_fail_over_without_a_second_leader_a_reset_or_a_lost_run(
         assert "kube_batch_runs_total" not in text
         eventually(lambda: "no longer leading" in b.log.read_text(), 30, "replica-b stands by")
         assert leader(b) == 0
+        _, page = b.get("/")  # its status page sends people to the leader
+        assert "stands by" in page and "pod <code>replica-a</code>" in page
         agree(a, ns, oracle, "after the SIGSTOP takeover")
         before = runs_so_far(oracle)
         eventually(lambda: runs_so_far(oracle) > before, 90, "a run after the thaw")

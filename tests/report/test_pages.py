@@ -136,6 +136,9 @@ def test_an_owners_page_says_why_its_pods_failed_and_what_to_type_next() -> None
 
 def test_a_standby_says_so_and_times_read_as_people_say_them() -> None:
     assert "stands by" in pages.index([], 0.0, False)
+    assert "the leader (pod <code>kbe-7f9c</code>)" in pages.index(
+        [], 0.0, False, leader="kbe-7f9c"
+    )
     assert pages.duration(65) == "1m 05s" and pages.duration(7260) == "2h 1m"
     assert pages.duration(90000) == "1d 1h" and pages.duration(59.6) == "1m"
     assert pages.ago(40.0, 100.0) == "1m ago" and pages.ago(160.0, 100.0) == "in 1m"
