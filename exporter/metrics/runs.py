@@ -134,6 +134,13 @@ HISTORY: Group[History] = Group(
             _last_run_info,
         ),
         Family(
+            "kube_batch_last_run_failed_pods",
+            "gauge",
+            "Failed pod attempts of the latest finished run that the exporter saw fail.",
+            (),
+            lambda h: gauge(sum(n for _, _, n in h.recent[-1].pod_failures) if h.recent else None),
+        ),
+        Family(
             "kube_batch_alert_threshold",
             "gauge",
             "Per-workload alert thresholds from kube-batch-exporter/* annotations.",

@@ -162,7 +162,14 @@ def test_cronjob_failing_pages_then_resolves_when_fixed(
     assert "The last 3 runs" in description
     # the failure context, from kube_batch_last_run_info: which Job, why, what to type next
     job = re.search(rf"kubectl -n {ns} logs job/(nightly-\d+)\.", description)
-    assert job and f"The latest, Job {job.group(1)}, ended BackoffLimitExceeded" in description
+    assert (
+        job
+        and (
+            f"The latest, Job {job.group(1)}, ended BackoffLimitExceeded after 1 failed attempt "
+            "(pods: Error, exit code 1)."
+        )
+        in description
+    )
     assert f"kubectl -n {ns} describe job/{job.group(1)};" in description
     print("CronJobFailing as the webhook received it:", description)
 

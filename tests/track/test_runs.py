@@ -475,3 +475,16 @@ def test_the_latest_run_names_its_job_and_why_its_pods_failed() -> None:
     (labels,) = [dict(k[1]) for k in history(w) if k[0] == "kube_batch_last_run_info"]
     assert labels == {"exit_code": "", "job_name": "backup-2", "pod_reason": "",
                       "reason": "CompletionsReached", "result": "succeeded"}  # fmt: skip
+
+
+def test_the_latest_run_counts_its_failed_pod_attempts() -> None:
+    w = world()
+    w.start()
+    w.jobs.upsert(running(name="backup-1", uid="j1"))
+    for i in range(3):
+        w.pods.upsert(pod(uid=f"p{i}", job_uid="j1", phase="Failed", reason="Error"))
+    w.jobs.upsert(failed(end=130, name="backup-1", uid="j1"))
+    assert value(w, "kube_batch_last_run_failed_pods") == 3
+    w.jobs.upsert(running(name="backup-2", uid="j2"))
+    w.jobs.upsert(complete(end=200, name="backup-2", uid="j2"))
+    assert value(w, "kube_batch_last_run_failed_pods") == 0
