@@ -127,6 +127,7 @@ def test_kustomize_output_passes_a_server_dry_run(kubectl: Kubectl, overlay: str
     if overlay == "overlays/prometheus-operator":
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(kinds(manifests))
     assert_high_availability(manifests, replicas=2 if overlay == "overlays/ha" else 1)
+    assert "NetworkPolicy" in kinds(manifests)
 
 
 def assert_high_availability(manifests: str, replicas: int) -> None:
@@ -180,6 +181,7 @@ def test_helm_output_passes_lint_and_a_server_dry_run(kubectl: Kubectl, values: 
     accepted = dry_run(kubectl, manifests)
     assert len(accepted) == len(kinds(manifests)) > 0
     assert_high_availability(manifests, replicas=2 if values == "two replicas" else 1)
+    assert "NetworkPolicy" in kinds(manifests)  # on by default
     if values == "namespaced, everything on":
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Role"} <= set(kinds(manifests))
         deployment = next(
