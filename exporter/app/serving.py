@@ -15,7 +15,7 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.app.wiring import Exporter
-from exporter.metrics.registry import OPENMETRICS_TYPE, TEXT_TYPE
+from exporter.metrics.registry import negotiate
 from exporter.report import pages
 from exporter.report.owners import OwnerStatus, as_json, owners, status
 
@@ -96,11 +96,10 @@ class Service:
         return web.json_response(as_json(self._one(request)), dumps=_dumps)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Serve the exposition, negotiating OpenMetrics."""
-        openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
-        body = self._exposition.scrape(openmetrics)
-        response = web.Response(body=body)
-        response.headers["Content-Type"] = OPENMETRICS_TYPE if openmetrics else TEXT_TYPE
+        """Serve the exposition in the format the ``Accept`` header prefers."""
+        openmetrics, content_type = negotiate(request.headers.get("Accept", ""))
+        response = web.Response(body=self._exposition.scrape(openmetrics))
+        response.headers["Content-Type"] = content_type
         return response
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -118,11 +118,14 @@ def header(name: str, help_text: str, kind: MetricType, openmetrics: bool = Fals
     """The ``# HELP`` and ``# TYPE`` lines of a family.
 
     OpenMetrics names a counter family without its ``_total`` suffix (the samples keep it);
-    the classic text format uses the sample name.
+    the classic text format uses the sample name. OpenMetrics escapes ``"`` in HELP as well;
+    the text format does not, and a parser of it would keep the backslash.
     """
-    if openmetrics and kind == "counter":
-        name = name.removesuffix("_total")
     doc = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+    if openmetrics:
+        doc = doc.replace('"', '\\"')
+        if kind == "counter":
+            name = name.removesuffix("_total")
     return f"# HELP {name} {doc}\n# TYPE {name} {kind}\n".encode()
 
 
@@ -231,7 +234,9 @@ class RenderedFamilies(Generic[R]):
         self._headers = {
             om: [header(f.name, f.help, f.type, om) for f in families] for om in (False, True)
         }
-        self._live_headers = [header(f.name, f.help, f.type) for f in group.live]
+        self._live_headers = {
+            om: [header(f.name, f.help, f.type, om) for f in group.live] for om in (False, True)
+        }
         self._lines: list[dict[str, bytes]] = [{} for _ in families]
         self._live_lines: list[dict[str, tuple[bytes, R]]] = [{} for _ in group.live]
         """Per live family: UID -> (``name{labels} `` prefix, record)."""
@@ -314,7 +319,7 @@ class RenderedFamilies(Generic[R]):
             out.append(b"".join(lines.values()))
         now = self._clock()
         for head, family, live in zip(
-            self._live_headers, self._group.live, self._live_lines, strict=True
+            self._live_headers[openmetrics], self._group.live, self._live_lines, strict=True
         ):
             out.append(head)
             value = family.value

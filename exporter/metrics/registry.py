@@ -25,7 +25,45 @@ from exporter.store.caching import Record
 R = TypeVar("R", bound=Record)
 
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+_VERSIONS = {
+    "application/openmetrics-text": ("1.0.0", "0.0.1"),
+    # 1.0.0 adds quoted UTF-8 names; every name here is a classic one, so the body is the same
+    "text/plain": ("0.0.4", "1.0.0"),
+}
+
+
+def negotiate(accept: str) -> tuple[bool, str]:
+    """Choose the format for an ``Accept`` header: (OpenMetrics?, the Content-Type to send).
+
+    The media range with the highest q-value that this exporter can serve wins, first listed
+    on a tie; the version answered is the one asked for (the first listed when none is).
+    A range with ``q=0``, or naming a version not served, is refused. When nothing acceptable
+    is asked for (no header, ``*/*``, ``application/json``), the answer is the classic text
+    format, as client_python's: a scrape never fails on its headers.
+    """
+    best: tuple[float, bool, str] | None = None
+    for media_range in accept.split(","):
+        kind, *params = (part.strip() for part in media_range.split(";"))
+        versions = _VERSIONS.get(kind.lower())
+        if versions is None:
+            continue
+        options = dict(p.partition("=")[::2] for p in params)
+        version = options.get("version", versions[0])
+        try:
+            q = float(options.get("q", "1"))
+        except ValueError:
+            continue
+        if version not in versions or not 0 < q <= 1:
+            continue
+        if best is None or q > best[0]:
+            best = (q, kind.lower() != "text/plain", version)
+    if best is None:
+        return False, TEXT_TYPE
+    _, openmetrics, version = best
+    kind = "application/openmetrics-text" if openmetrics else "text/plain"
+    return openmetrics, f"{kind}; version={version}; charset=utf-8"
+
 
 GROUPS: tuple[Group[Any], ...] = (
     state.CRONJOB,

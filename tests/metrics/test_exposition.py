@@ -85,6 +85,12 @@ def test_counter_headers_differ_by_format() -> None:
     )
 
 
+def test_quotes_in_help_are_escaped_in_openmetrics_only() -> None:
+    # OpenMetrics' HELP escapes quotes; the text format's parser would keep a backslash
+    assert header("x", 'a "b"\\', "gauge") == b'# HELP x a "b"\\\\\n# TYPE x gauge\n'
+    assert header("x", 'a "b"\\', "gauge", openmetrics=True).startswith(b'# HELP x a \\"b\\"\\\\\n')
+
+
 def test_a_live_value_that_fails_loses_only_its_own_line(caplog: pytest.LogCaptureFixture) -> None:
     @dataclass(frozen=True)
     class Thing:
