@@ -46,6 +46,7 @@ def test_the_registry_declares_the_labels_its_families_generate() -> None:
             "uid": "c",
             "name": "cj",
             "namespace": "n",
+            "creationTimestamp": ts(0),
             "annotations": {"kube-batch-exporter/max-duration": "1h"},
         },
         "spec": {"schedule": "*/5 * * * *", "startingDeadlineSeconds": 60},

@@ -12,6 +12,8 @@ it fires once.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
@@ -23,6 +25,9 @@ SEARCH_YEARS = 5
 """Like robfig, give up after five years: such a schedule never fires (``0 0 30 2 *``)."""
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+INTERVAL_FROM = date(2024, 1, 1)
+"""A Monday: where :func:`interval` starts counting days, so every process agrees."""
 
 
 class InvalidSchedule(ValueError):
@@ -56,6 +61,54 @@ class Schedule:
             out.append(t)
             t = self.next(t)
         return out
+
+
+@functools.lru_cache(maxsize=4096)
+def interval(schedule: Schedule) -> float | None:
+    """The longest gap between two consecutive slots, in seconds of wall-clock time.
+
+    The "no success for two intervals" alert needs one number per CronJob, and for a schedule
+    like ``*/5 9-17 * * 1-5`` the gap that matters is the weekend, not five minutes: the
+    longest gap is what a healthy CronJob can go without a run. It is computed from the field
+    sets rather than by stepping through slots (``next`` costs up to a millisecond, and a
+    fleet has many distinct schedules): the longest gap within a day, and between the last
+    slot of each matching day and the first of the next, over 400 days from a fixed Monday
+    (five years for a leap day). A daylight-saving change makes one real gap an hour longer
+    or shorter.
+    """
+    if schedule.every:
+        return float(schedule.every)
+    minutes = [
+        h * 60 + m
+        for h in range(24)
+        if schedule.hour >> h & 1
+        for m in range(60)
+        if schedule.minute >> m & 1
+    ]
+    start = INTERVAL_FROM.toordinal()
+    days = _matching_days(schedule, start, start + 400)
+    if len(days) < 2:  # a leap day: look further
+        days = _matching_days(schedule, start, start + SEARCH_YEARS * 366)
+    if not minutes or len(days) < 2:
+        return None
+    within = max((b - a for a, b in itertools.pairwise(minutes)), default=0)
+    across = max(b - a for a, b in itertools.pairwise(days)) * 1440
+    return 60.0 * max(within, across + minutes[0] - minutes[-1])
+
+
+def _matching_days(s: Schedule, first: int, end: int) -> list[int]:
+    """The proleptic ordinals in [first, end) of the days the schedule fires on."""
+    both = bool(s.dom & STAR or s.dow & STAR)
+    out = []
+    for ordinal in range(first, end):
+        day = date.fromordinal(ordinal)
+        if not (1 << day.month) & s.month:
+            continue
+        dom = bool((1 << day.day) & s.dom)
+        dow = bool((1 << day.isoweekday() % 7) & s.dow)
+        if (dom and dow) if both else (dom or dow):
+            out.append(ordinal)
+    return out
 
 
 # -- Go time arithmetic -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from exporter.cron.schedule import interval
 from exporter.metrics import identity
 from exporter.metrics.exposition import Family, Group, LiveFamily, Sample, gauge
 from exporter.store.owners import FinishedJobs
@@ -51,6 +52,10 @@ def _next_schedule(cj: CronJob) -> float | None:
     if cj.suspended or cj.parsed_schedule is None or since is None:
         return None
     return cj.parsed_schedule.next(since)
+
+
+def _interval(cj: CronJob) -> float | None:
+    return None if cj.parsed_schedule is None else interval(cj.parsed_schedule)
 
 
 JOB: Group[Job] = Group(
@@ -205,6 +210,22 @@ CRONJOB: Group[CronJob] = Group(
             "in the schedule's time zone; absent while suspended.",
             (),
             _cronjob(_next_schedule),
+        ),
+        Family(
+            "kube_batch_cronjob_schedule_interval_seconds",
+            "gauge",
+            "The longest gap between two consecutive slots of the schedule (the night or the "
+            "weekend of a business-hours schedule); absent when the schedule cannot be used.",
+            (),
+            _cronjob(_interval),
+        ),
+        Family(
+            "kube_batch_cronjob_suspend_changed_timestamp_seconds",
+            "gauge",
+            "When spec.suspend was last written (the managedFields time of the manager "
+            "owning it), else the creation: suspended or resumed since then.",
+            (),
+            _cronjob(lambda cj: cj.suspend_changed),
         ),
     ),
 )

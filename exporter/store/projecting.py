@@ -257,6 +257,7 @@ def project_cronjob(raw: RawObject) -> CronJob:
     if active is not None and not isinstance(active, list):
         raise _bad("status.active", "a list", active)
     parsed = parse_cached(schedule, timezone)
+    created = _time(meta.get("creationTimestamp"), "metadata.creationTimestamp")
     return CronJob(
         uid=uid,
         namespace=_text(meta.get("namespace"), "metadata.namespace", limit=MAX_NAME),
@@ -267,8 +268,9 @@ def project_cronjob(raw: RawObject) -> CronJob:
         schedule_error=str(parsed) if isinstance(parsed, InvalidSchedule) else "",
         concurrency_policy=policy or "Allow",
         suspended=_flag(spec.get("suspend"), "spec.suspend"),
+        suspend_changed=_suspend_written(meta.get("managedFields")) or created,
         active=len(active or ()),
-        created=_time(meta.get("creationTimestamp"), "metadata.creationTimestamp"),
+        created=created,
         last_schedule=_time(status.get("lastScheduleTime"), "status.lastScheduleTime"),
         last_successful=_time(status.get("lastSuccessfulTime"), "status.lastSuccessfulTime"),
         starting_deadline=_count(
@@ -276,6 +278,30 @@ def project_cronjob(raw: RawObject) -> CronJob:
         ),
         thresholds=read_thresholds(_map(meta.get("annotations"), "metadata.annotations")),
     )
+
+
+def _suspend_written(managed: object) -> float | None:
+    """The latest ``managedFields`` time of a field manager that owns ``spec.suspend``.
+
+    Kubernetes records no "suspended since", but every write stamps the time on the entry of
+    the manager that made it, and that entry lists the fields it owns. The time is at or after
+    the write that last set the field (a later write by the same manager moves it on), so an
+    age computed from it is never too long: a "suspended too long" alert may be late, never
+    early, and needs no state to survive a restart or a failover. Status writes (the
+    controller's) own no spec field. Entries that are not as the API writes them are skipped:
+    this is a hint, not worth losing the object over.
+    """
+    latest: float | None = None
+    for entry in managed if isinstance(managed, list) else ():
+        if not isinstance(entry, dict) or entry.get("subresource"):
+            continue
+        fields = entry.get("fieldsV1")
+        spec = fields.get("f:spec") if isinstance(fields, dict) else None
+        if isinstance(spec, dict) and "f:suspend" in spec:
+            written = parse_timestamp(entry.get("time"))
+            if written is not None and (latest is None or written > latest):
+                latest = written
+    return latest
 
 
 def _containers(status: dict[str, Any]) -> list[dict[str, Any]]:

@@ -122,6 +122,8 @@ class CronJob:
     """Why the schedule or time zone cannot be used; ``""`` when it can."""
     concurrency_policy: str
     suspended: bool
+    suspend_changed: float | None
+    """When ``spec.suspend`` was last written, else the creation (see ``_suspend_written``)."""
     active: int
     created: float | None
     last_schedule: float | None

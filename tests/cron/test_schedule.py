@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exporter.cron.grammar import parse
-from exporter.cron.schedule import InvalidSchedule
+from exporter.cron.schedule import InvalidSchedule, interval
 
 ROBFIG = [
     (
@@ -468,3 +468,39 @@ def test_property_slots_increase_and_match_the_schedule(seed: int) -> None:
     for slot in slots:
         assert slot % 60 == 0
         assert _matches(fields, dom_star, datetime.fromtimestamp(slot, tz)), (spec, slot)
+
+
+@pytest.mark.parametrize(
+    ("spec", "hours"),
+    [
+        ("* * * * *", 1 / 60),
+        ("@every 90m", 1.5),
+        ("17 * * * *", 1),
+        ("0 9 * * 1-5", 72),  # Friday to Monday
+        ("*/5 9-17 * * 1-5", 63 + 5 / 60),  # Friday 17:55 to Monday 09:00
+        ("0 0 * * 0", 168),
+        ("0 0 1 * *", 31 * 24),
+        ("0 0 31 * *", 61 * 24),  # 31 March to 31 May
+        ("0 0 13 * 5", 7 * 24),  # either: Fridays, or the 13th
+        ("0 0 29 2 *", 1461 * 24),  # leap day to leap day
+    ],
+)
+def test_interval_is_the_longest_gap_between_slots(spec: str, hours: float) -> None:
+    assert interval(parse(spec, "")) == pytest.approx(hours * 3600)
+
+
+def test_interval_agrees_with_stepping_through_the_slots() -> None:
+    # 40 seeded schedules with a weekly cycle (day of week, hours and minutes restricted):
+    # the longest gap between consecutive slots over 15 days, stepped with next(), in UTC.
+    rng = random.Random(7)
+    start = datetime(2026, 1, 5, tzinfo=UTC).timestamp()  # a Monday
+    for _ in range(40):
+        minutes = ",".join(map(str, sorted(rng.sample(range(60), rng.randint(1, 3)))))
+        hours = ",".join(map(str, sorted(rng.sample(range(24), rng.randint(1, 4)))))
+        days = ",".join(map(str, sorted(rng.sample(range(7), rng.randint(1, 7)))))
+        schedule = parse(f"{minutes} {hours} * * {days}", "")
+        slots = [schedule.next(start - 1)]
+        while (slot := slots[-1]) is not None and slot < start + 15 * 86400:
+            slots.append(schedule.next(slot))
+        gaps = [b - a for a, b in itertools.pairwise(slots) if a is not None and b is not None]
+        assert interval(schedule) == max(gaps), schedule

@@ -134,7 +134,26 @@ def test_deleted_job_leaves_no_series() -> None:
 
 
 CRONJOB: dict[str, Any] = {
-    "metadata": {"uid": "c1", "name": "backup", "namespace": "ops"},
+    "metadata": {
+        "uid": "c1",
+        "name": "backup",
+        "namespace": "ops",
+        "managedFields": [
+            {
+                "manager": "kubectl-patch",
+                "operation": "Update",
+                "time": "2025-12-30T08:00:00Z",
+                "fieldsV1": {"f:spec": {"f:suspend": {}}},
+            },
+            {
+                "manager": "kube-controller-manager",
+                "operation": "Update",
+                "subresource": "status",
+                "time": "2026-01-01T00:00:05Z",
+                "fieldsV1": {"f:status": {"f:active": {}}},
+            },
+        ],
+    },
     "spec": {
         "schedule": "*/5 * * * *",
         "timeZone": "Europe/Berlin",
@@ -163,6 +182,8 @@ def test_cronjob_families_golden() -> None:
         f"kube_batch_cronjob_starting_deadline_seconds{{{cid}}} 120",
         f"kube_batch_cronjob_schedule_valid{{{cid}}} 1",
         f"kube_batch_cronjob_next_schedule_timestamp_seconds{{{cid}}} 1767225900",
+        f"kube_batch_cronjob_schedule_interval_seconds{{{cid}}} 300",
+        f"kube_batch_cronjob_suspend_changed_timestamp_seconds{{{cid}}} 1767081600",
     ]
 
 
@@ -183,6 +204,7 @@ def test_cronjob_with_only_required_fields() -> None:
         'kube_batch_cronjob_suspended{namespace="x",cronjob="min"} 0',
         'kube_batch_cronjob_active_jobs{namespace="x",cronjob="min"} 0',
         'kube_batch_cronjob_schedule_valid{namespace="x",cronjob="min"} 1',
+        'kube_batch_cronjob_schedule_interval_seconds{namespace="x",cronjob="min"} 3600',
     ]
 
 

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from exporter.store.projecting import BadObject, project_cronjob, project_job, project_pod
+from exporter.store.projecting import (
+    BadObject,
+    parse_timestamp,
+    project_cronjob,
+    project_job,
+    project_pod,
+)
 
 
 def meta(**kw: Any) -> dict[str, Any]:
@@ -267,3 +273,52 @@ def test_pod_start_and_restarts() -> None:
         1767225660.0,
         "",
     )
+
+
+def _written(manager: str, at: str, fields: dict[str, Any], **extra: str) -> dict[str, Any]:
+    return {"manager": manager, "time": at, "fieldsV1": fields, **extra}
+
+
+SUSPEND: dict[str, Any] = {"f:spec": {"f:suspend": {}}}
+
+
+@pytest.mark.parametrize(
+    ("managed", "expected"),
+    [
+        # the latest of the managers owning spec.suspend
+        (
+            [
+                _written("kubectl-client-side-apply", "2026-01-01T00:00:00Z", SUSPEND),
+                _written("kubectl-patch", "2026-01-03T00:00:00Z", SUSPEND),
+            ],
+            "2026-01-03T00:00:00Z",
+        ),
+        # the controller's status writes and other spec fields do not count
+        (
+            [
+                _written("a", "2026-01-02T00:00:00Z", SUSPEND),
+                _written("b", "2026-01-05T00:00:00Z", {"f:spec": {"f:schedule": {}}}),
+                _written("kcm", "2026-01-06T00:00:00Z", SUSPEND, subresource="status"),
+            ],
+            "2026-01-02T00:00:00Z",
+        ),
+        # no owner of the field, or entries not as the API writes them: the creation
+        ([_written("b", "2026-01-05T00:00:00Z", {"f:spec": {}})], "2025-12-01T00:00:00Z"),
+        ([None, {"fieldsV1": "x"}, _written("c", "garbage", SUSPEND)], "2025-12-01T00:00:00Z"),
+        ("not a list", "2025-12-01T00:00:00Z"),
+    ],
+)
+def test_suspend_changed_is_the_latest_write_of_spec_suspend(
+    managed: object, expected: str
+) -> None:
+    cronjob = project_cronjob(
+        {
+            "metadata": {
+                **meta(),
+                "creationTimestamp": "2025-12-01T00:00:00Z",
+                "managedFields": managed,
+            },
+            "spec": {"schedule": "@daily", "suspend": True},
+        }
+    )
+    assert cronjob.suspend_changed == parse_timestamp(expected)
