@@ -41,6 +41,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
     Threshold(PREFIX + "max-consecutive-failures", "max_consecutive_failures", _parse_count),
     Threshold(PREFIX + "missed-grace", "missed_grace_seconds", parse_go_duration),
     Threshold(PREFIX + "max-start-delay", "max_start_delay_seconds", parse_go_duration),
+    Threshold(PREFIX + "max-suspended", "max_suspended_seconds", parse_go_duration),
     Threshold(PREFIX + "alerts", "alerts_off", _parse_off),
 )
 MISSED_GRACE = "missed_grace_seconds"
