@@ -15,22 +15,32 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e . --group dev
 	touch $@
 
+# pint (built from its Go module, cached) lints the rules and both generated copies offline.
+RULE_COPIES := deploy/prometheus-operator/prometheusrule.yaml \
+	deploy/helm/kube-batch-exporter/files/prometheusrule-groups.yaml
+
 lint: $(STAMP)
 	$(BIN)/ruff check exporter tests bench demo alerts grafana
 	$(BIN)/ruff format --check exporter tests bench demo alerts grafana
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
+	$$(bash tests/cluster/build-tool.sh pint) --no-color --config alerts/pint.hcl lint \
+	  $(wildcard alerts/*.yaml) $(RULE_COPIES)
 
 # Builds etcd, kube-apiserver, kube-controller-manager, kubectl and kwok from Go modules once
 # per version (cold: ~12 min on 2 cores; cached: instant).
 control-plane:
 	bash tests/cluster/build.sh >/dev/null
 
-# helm and prometheus-operator's CRDs for the deploy tests, from Go modules (cold: ~3 min).
+# From Go modules, cached by version: helm, prometheus-operator's CRDs and kube-score for the
+# deploy tests; Prometheus 3 and the current Alertmanager for the rule and live tests.
 tools:
 	bash tests/cluster/build-tool.sh helm >/dev/null
 	bash tests/cluster/build-tool.sh monitoring-crds >/dev/null
+	bash tests/cluster/build-tool.sh kube-score >/dev/null
+	bash tests/cluster/build-tool.sh prometheus >/dev/null
+	bash tests/cluster/build-tool.sh alertmanager >/dev/null
 
 system-deps:
 	bash tests/cluster/system-deps.sh

@@ -7,17 +7,30 @@
 #                       module is not served by our proxy), so server dry-runs check our objects
 #                       against the real schemas; prints the directory holding them
 #   kube-state-metrics  the comparison exporter of `make bench`
+#   prometheus          Prometheus 3 and its promtool: the live alert and dashboard tests run
+#                       on it, the rule unit tests on it and on Debian's 2.42; prints the
+#                       directory holding both
+#   alertmanager        the current Alertmanager and amtool (the live alert test, check-config);
+#                       prints the directory holding both
+#   pint                Cloudflare's rule linter, run by `make lint`
+#   kube-score          the manifest checks of the deploy tests
 #
 # Each gets its own tools module so MVS never mixes its k8s.io/* versions with another's. A
 # tools module (require + tool lines, then `go mod tidy`) is used rather than `go install
 # pkg@version`, because go install also asks the proxy for the module's version list, which
-# the proxy refuses for kube-state-metrics.
+# the proxy refuses for kube-state-metrics. Prometheus, Alertmanager, pint and kube-score are
+# built inside their own downloaded module instead (GOWORK=off: Prometheus' go.work names
+# folders its module zip leaves out), so they compile with exactly the versions they release.
 set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 KSM_VERSION=${KSM_VERSION:-v2.18.0}
 MONITORING_VERSION=${MONITORING_VERSION:-v0.95.2}
 CONTROLLER_TOOLS_VERSION=${CONTROLLER_TOOLS_VERSION:-v0.23.0}
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}      # Prometheus 3.16.0
+ALERTMANAGER_VERSION=${ALERTMANAGER_VERSION:-v0.35.0}
+PINT_VERSION=${PINT_VERSION:-v0.87.0}
+KUBE_SCORE_VERSION=${KUBE_SCORE_VERSION:-v1.20.0}
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 cache=${KBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-batch-exporter}
@@ -36,16 +49,42 @@ tools_module() {
   for req in "$@"; do go mod edit -require="$req"; done
 }
 
-name=${1:?usage: build-tool.sh helm|monitoring-crds|kube-state-metrics}
+# module_dir MODULE@VERSION : the directory of the downloaded (read-only) module.
+module_dir() {
+  go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
+}
+
+# in_dir DIR RELEASE TAGS PACKAGE... : build these commands of the module in DIR into $out,
+# with these build tags.
+in_dir() {
+  local dir=$1 release=$2 tags=$3; shift 3
+  cd "$dir"
+  GOWORK=off quietly go build -p "$(nproc)" -trimpath -tags "$tags" \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release -X main.version=$release" \
+    -o "$out/" "$@"
+}
+
+name=${1:?usage: build-tool.sh helm|monitoring-crds|kube-state-metrics|prometheus|alertmanager|pint|kube-score}
 case $name in
   helm) version=$HELM_VERSION ;;
   kube-state-metrics) version=$KSM_VERSION ;;
   monitoring-crds) version=$MONITORING_VERSION-$CONTROLLER_TOOLS_VERSION ;;
+  prometheus) version=$PROMETHEUS_VERSION ;;
+  alertmanager) version=$ALERTMANAGER_VERSION ;;
+  pint) version=$PINT_VERSION ;;
+  kube-score) version=$KUBE_SCORE_VERSION ;;
   *) say "unknown tool $name"; exit 2 ;;
 esac
 out="$cache/tools/$name-$version-$(go env GOVERSION)"
+# Tools that ship several commands print their directory, the others the command's path.
+result() {
+  case $name in
+    monitoring-crds|prometheus|alertmanager) echo "$out" ;;
+    *) echo "$out/$name" ;;
+  esac
+}
 if [[ -f $out/.complete ]]; then
-  [[ $name == monitoring-crds ]] && echo "$out" || echo "$out/$name"
+  result
   exit 0
 fi
 command -v go >/dev/null || { say "Go toolchain not found on PATH; install Go >= 1.26"; exit 3; }
@@ -80,7 +119,39 @@ case $name in
     cp "$mod/crds/monitoring.coreos.com_servicemonitors.yaml" \
       "$mod/crds/monitoring.coreos.com_prometheusrules.yaml" "$out/"
     ;;
+  prometheus)
+    # 3.x as 0.3xx.y: the Go module's tags; the release is 3.<xx>.<y>.
+    release=${PROMETHEUS_VERSION#v0.3}; release=3.$((10#${release%%.*})).${release#*.}
+    # remove_all_sd: the tests configure static targets, so only file and http discovery are
+    # compiled in (the cloud ones are most of the build). No builtinassets: the web UI needs an
+    # npm build (README: the demo keeps Debian's Prometheus for its UI).
+    say "prometheus $release: compiling prometheus and promtool (cold: about 6 min on 2 cores)"
+    in_dir "$(module_dir "github.com/prometheus/prometheus@$PROMETHEUS_VERSION")" "$release" remove_all_sd \
+      ./cmd/prometheus ./cmd/promtool
+    ;;
+  alertmanager)
+    # Its web UI is built by npm into ui/app/dist, which the module zip leaves out and go:embed
+    # requires: a writable copy with a one-line page there builds, and the API is whole.
+    rm -rf "$mod"; cp -r "$(module_dir "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION")" "$mod"
+    chmod -R u+w "$mod"
+    for ui in elm mantine; do
+      mkdir -p "$mod/ui/app/dist/$ui"
+      echo '<p>Web UI not built: kube-batch-exporter builds Alertmanager for its API.</p>' \
+        > "$mod/ui/app/dist/$ui/index.html"
+    done
+    say "alertmanager $ALERTMANAGER_VERSION: compiling alertmanager and amtool (cold: about 2 min)"
+    in_dir "$mod" "${ALERTMANAGER_VERSION#v}" "" ./cmd/alertmanager ./cmd/amtool
+    ;;
+  pint)
+    say "pint $PINT_VERSION: compiling (cold: about 2 min)"
+    in_dir "$(module_dir "github.com/cloudflare/pint@$PINT_VERSION")" "${PINT_VERSION#v}" "" ./cmd/pint
+    ;;
+  kube-score)
+    say "kube-score $KUBE_SCORE_VERSION: compiling (cold: about 1 min)"
+    in_dir "$(module_dir "github.com/zegl/kube-score@$KUBE_SCORE_VERSION")" "${KUBE_SCORE_VERSION#v}" "" \
+      ./cmd/kube-score
+    ;;
 esac
 touch "$out/.complete"
 say "$name built in $((SECONDS - started))s"
-[[ $name == monitoring-crds ]] && echo "$out" || echo "$out/$name"
+result

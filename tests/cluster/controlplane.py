@@ -52,6 +52,15 @@ def build() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+def tool(name: str) -> Path:
+    """A helper built from its Go module (build-tool.sh, cached by version): its path, or the
+    directory of its commands (prometheus, alertmanager, monitoring-crds)."""
+    out = subprocess.run(
+        ["bash", str(HERE / "build-tool.sh"), name], check=True, stdout=subprocess.PIPE, text=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from tests.certs import self_signed
-from tests.cluster.controlplane import build
+from tests.cluster.controlplane import build, tool
 from tests.cluster.monitoring import ROOT
 from tests.e2e.conftest import Cluster, Exporter, eventually, new_namespace, pod_template
 
@@ -57,17 +57,6 @@ HELM_VALUES = {
     ],
     "two replicas": ["--set", "replicas=2"],
 }  # fmt: skip
-
-
-def tool(name: str) -> str:
-    """A helper built from its Go module (tests/cluster/build-tool.sh; cached by version)."""
-    out = subprocess.run(
-        ["bash", str(ROOT / "tests/cluster/build-tool.sh"), name],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
 
 
 class Kubectl:
@@ -115,6 +104,27 @@ def kinds(manifests: str) -> list[str]:
     return sorted(d["kind"] for d in yaml.safe_load_all(manifests) if d)
 
 
+JUSTIFIED = set(re.findall(r"^- \*\*(.+?)\.?\*\*", (CHART / "README.md").read_text(), re.MULTILINE))
+"""The kube-score findings the chart README keeps on purpose, each with its reason."""
+
+
+def assert_kube_score_finds_only_the_justified(manifests: str) -> None:
+    """kube-score's warnings and criticals are only those the chart README justifies."""
+    result = subprocess.run(
+        [str(tool("kube-score")), "score", "--output-format", "ci", "-"],
+        input=manifests,
+        capture_output=True,
+        text=True,
+    )
+    findings = {
+        re.sub(r"^\([^)]*\) ", "", line.split(": ", 1)[1])
+        for line in result.stdout.splitlines()
+        if line.startswith(("[CRITICAL]", "[WARNING]"))
+    }
+    assert findings, result.stdout + result.stderr  # no CPU limit, on purpose: never empty
+    assert findings <= JUSTIFIED, result.stdout
+
+
 @pytest.mark.parametrize(
     "overlay", ["base", "overlays/namespaced", "overlays/prometheus-operator", "overlays/ha"]
 )
@@ -128,6 +138,7 @@ def test_kustomize_output_passes_a_server_dry_run(kubectl: Kubectl, overlay: str
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(kinds(manifests))
     assert_high_availability(manifests, replicas=2 if overlay == "overlays/ha" else 1)
     assert "NetworkPolicy" in kinds(manifests)
+    assert_kube_score_finds_only_the_justified(manifests)
 
 
 def assert_high_availability(manifests: str, replicas: int) -> None:
@@ -182,6 +193,7 @@ def test_helm_output_passes_lint_and_a_server_dry_run(kubectl: Kubectl, values: 
     assert len(accepted) == len(kinds(manifests)) > 0
     assert_high_availability(manifests, replicas=2 if values == "two replicas" else 1)
     assert "NetworkPolicy" in kinds(manifests)  # on by default
+    assert_kube_score_finds_only_the_justified(manifests)
     if values == "namespaced, everything on":
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Role"} <= set(kinds(manifests))
         deployment = next(
