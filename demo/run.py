@@ -20,7 +20,7 @@ from pathlib import Path
 
 from demo.workloads import WORKLOADS
 from tests.cluster.controlplane import LocalCluster, build, log, stop_recorded, wait_until
-from tests.cluster.monitoring import Alertmanager, Prometheus
+from tests.cluster.monitoring import Alertmanager, Prometheus, debian
 
 STATE = Path(os.environ.get("KBE_DEMO_DIR", ".demo")).resolve()
 PORT = int(os.environ.get("KBE_DEMO_PORT", "9847"))
@@ -130,11 +130,17 @@ def start() -> list[subprocess.Popen[bytes]]:
     )
     record(exporter.pid, "exporter")
     wait_until("exporter", lambda: exporter_ready(url), 60, [exporter], STATE / "logs")
-    alertmanager = Alertmanager(STATE, None, ALERTMANAGER_PORT)
+    # Debian's Prometheus and Alertmanager: the tests run Prometheus 3, but its web UI needs
+    # an npm build that the Go module does not ship (README, "Two commands")
+    alertmanager = Alertmanager(
+        STATE, None, ALERTMANAGER_PORT, program=debian("prometheus-alertmanager")
+    )
     alertmanager.start()
     assert alertmanager.proc is not None
     record(alertmanager.proc.pid, "alertmanager")
-    prometheus = Prometheus(STATE, url, alertmanager.url, interval="5s", port=PROMETHEUS_PORT)
+    prometheus = Prometheus(
+        STATE, url, alertmanager.url, "5s", PROMETHEUS_PORT, program=debian("prometheus")
+    )
     prometheus.start()
     assert prometheus.proc is not None
     record(prometheus.proc.pid, "prometheus")

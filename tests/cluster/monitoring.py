@@ -1,8 +1,11 @@
-"""A real Prometheus and Alertmanager (Debian packages) for tests and the demo.
+"""A real Prometheus and Alertmanager for tests and the demo.
 
-Prometheus scrapes the exporter as scrape job ``kube-batch-exporter`` and loads the bundled
-rules from alerts/; Alertmanager sends to a webhook. Both run on free loopback ports in a work
-directory and start up waiting on their ``/-/ready`` endpoints.
+The tests run Prometheus 3 and the current Alertmanager, built from their Go modules
+(build-tool.sh); the demo passes Debian's packages instead, whose web UIs are built (see
+README). Prometheus scrapes the exporter as scrape job ``kube-batch-exporter`` and loads the
+bundled rules from alerts/; Alertmanager runs the shipped example configuration
+(deploy/alertmanager/) with its receivers pointed at a webhook. Both run on free loopback ports
+in a work directory and start up waiting on their ``/-/ready`` endpoints.
 """
 
 from __future__ import annotations
@@ -17,55 +20,66 @@ from typing import Any
 
 import yaml
 
-from tests.cluster.controlplane import free_port, log, wait_until
+from tests.cluster.controlplane import free_port, log, tool, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "alerts").glob("*.yaml"))
+ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yaml"
 SCRAPE_JOB = yaml.safe_load((ROOT / "deploy/prometheus/scrape-config.yaml").read_text())[
     "scrape_configs"
 ][0]
 """The shipped scrape job; its target discovery is replaced by static targets here."""
 
 
-def _start(workdir: Path, url: str, program: str, args: list[str]) -> subprocess.Popen[bytes]:
-    """Start a Debian-packaged program (package = program name), wait for ``/-/ready``."""
+def debian(program: str) -> str:
+    """A program of a Debian package of the same name (the demo's, for their web UIs)."""
     path = shutil.which(program)
     if not path:
         raise FileNotFoundError(f"{program} not found: install the Debian package {program!r}")
+    return path
+
+
+def _start(workdir: Path, url: str, program: str, args: list[str]) -> subprocess.Popen[bytes]:
+    """Start a program, wait for its ``/-/ready``."""
     out = open(workdir / "log", "wb")  # noqa: SIM115 - lives as long as the child
-    proc = subprocess.Popen([path, *args], stdout=out, stderr=subprocess.STDOUT)
-    wait_until(program, lambda: _ready(url), 60, [proc], workdir / "log")
-    log(f"{program} ready at {url}")
+    proc = subprocess.Popen([program, *args], stdout=out, stderr=subprocess.STDOUT)
+    name = Path(program).name
+    wait_until(name, lambda: _ready(url), 60, [proc], workdir / "log")
+    log(f"{name} ready at {url}")
     return proc
 
 
-class Alertmanager:
-    """Alertmanager with one receiver: a webhook, or none (alerts only shown in its UI)."""
+def alertmanager_config(webhook_url: str | None) -> dict[str, Any]:
+    """The shipped example, every receiver sending to ``webhook_url`` (or nowhere), fast.
 
-    def __init__(self, workdir: Path, webhook_url: str | None, port: int | None = None) -> None:
+    The routes, grouping and inhibit rules stay as shipped, so the live tests exercise them;
+    only the delivery and the waits (30 s, 5 min: seconds here) change.
+    """
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    for receiver in config["receivers"]:
+        for hook in receiver.pop("webhook_configs", []):
+            if webhook_url:
+                receiver.setdefault("webhook_configs", []).append({**hook, "url": webhook_url})
+    config["route"].update(group_wait="1s", group_interval="1s")
+    return config
+
+
+class Alertmanager:
+    """Alertmanager on the shipped configuration; the receivers send to a webhook, or nowhere."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        webhook_url: str | None,
+        port: int | None = None,
+        program: str | None = None,
+    ) -> None:
         self.dir = workdir / "alertmanager"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "route": {
-                "receiver": "webhook",
-                "group_by": ["alertname", "namespace", "cronjob", "owner_name"],
-                "group_wait": "1s",
-                "group_interval": "1s",
-                "repeat_interval": "1h",
-            },
-            "receivers": [
-                {
-                    "name": "webhook",
-                    **(
-                        {"webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
-                        if webhook_url
-                        else {}
-                    ),
-                }
-            ],
-        }
+        self.program = program or str(tool("alertmanager") / "alertmanager")
+        config = alertmanager_config(webhook_url)
         (self.dir / "alertmanager.yml").write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -73,7 +87,7 @@ class Alertmanager:
         self.proc = _start(
             self.dir,
             self.url,
-            "prometheus-alertmanager",
+            self.program,
             [
                 f"--config.file={self.dir / 'alertmanager.yml'}",
                 f"--storage.path={self.dir / 'data'}",
@@ -96,8 +110,10 @@ class Prometheus:
         alertmanager_url: str,
         interval: str = "2s",
         port: int | None = None,
+        program: str | None = None,
     ) -> None:
         self.dir = workdir / "prometheus"
+        self.program = program or str(tool("prometheus") / "prometheus")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -124,7 +140,7 @@ class Prometheus:
         self.proc = _start(
             self.dir,
             self.url,
-            "prometheus",
+            self.program,
             [
                 f"--config.file={self.dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.dir / 'data'}",
