@@ -4,6 +4,14 @@ Why not hand-written JSON: three dashboards share a datasource variable, runbook
 and thresholds conventions, and the live test must run every query. Declaring panels as data
 here keeps those conventions in one place, and the JSON files in grafana/dashboards/ are only
 its output (``make dashboards``; a test fails when they are stale).
+
+Why not Grafana's grafana-foundation-sdk (evaluated for issue 19): it would replace only the
+render functions below, with one builder class per panel kind whose options are typed per kind
+(our six kinds each need their own dispatch), and one timeseries panel took 19 chained lines
+against ten here. Its PyPI releases use epoch-stamped versions, so a plain install resolves to
+``1769699998!10.1.0``, which writes Grafana 10.1's schema (``schemaVersion`` 36, a deprecated
+``style``, ``"options": null``) older than the 39 written here; a newer schema needs an exact
+epoch pin such as ``1769699379!11.6.0``.
 """
 
 from __future__ import annotations

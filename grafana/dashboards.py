@@ -2,8 +2,9 @@
 
 Each panel answers one on-call question; its description says which, and says "Empty when
 healthy." when no data is the good case (the live test requires data from every other panel).
-Hourly panels use ``[1h]`` windows rather than ``$__rate_interval``: batch work is lumpy, and a
-rate over a few scrape intervals is mostly zero with spikes that say little.
+Per-second rates use ``$__rate_interval``, so they hold at every zoom and scrape interval.
+Hourly panels are counts per hour (``increase(...[1h])``), not rates: batch work is lumpy, and
+a rate over a few scrape intervals is mostly zero with spikes that say little.
 """
 
 from __future__ import annotations
@@ -526,7 +527,7 @@ EXPORTER = Dashboard(
             "ops",
             Query(
                 "sum by (resource, type) ("
-                f"rate(kube_batch_exporter_watch_events_total{{{INSTANCE}}}[5m]))",
+                f"rate(kube_batch_exporter_watch_events_total{{{INSTANCE}}}[$__rate_interval]))",
                 "{{resource}} {{type}}",
             ),
         ),
@@ -585,7 +586,9 @@ EXPORTER = Dashboard(
             "CPU",
             "CPU used by the exporter; 100 % is one core.",
             "percentunit",
-            Query(f"rate(process_cpu_seconds_total{{{INSTANCE}}}[5m])", "{{instance}}"),
+            Query(
+                f"rate(process_cpu_seconds_total{{{INSTANCE}}}[$__rate_interval])", "{{instance}}"
+            ),
             width=12,
         ),
         _series(

@@ -2,7 +2,7 @@
 
 Used by the live test (every query must parse, and every panel show data unless it says it
 may be empty) and by ``make dashboard-pictures``. Only the variables our dashboards use are
-expanded: ``$__range`` and the dashboard's own template variables.
+expanded: ``$__range``, ``$__rate_interval`` and the dashboard's own template variables.
 """
 
 from __future__ import annotations
@@ -29,9 +29,19 @@ class Result:
     error: str = ""
 
 
-def expand(expr: str, variables: dict[str, str], range_seconds: int) -> str:
-    """Substitute ``$__range`` and ``$name`` as Grafana does (longest names first)."""
-    out = expr.replace("$__range", f"{range_seconds}s")
+SCRAPE_INTERVAL = 15
+"""Grafana's default "scrape interval" of a Prometheus data source, in seconds."""
+
+
+def expand(expr: str, variables: dict[str, str], range_seconds: int, step: int) -> str:
+    """Substitute the variables as Grafana does (longest names first).
+
+    ``$__rate_interval`` is Grafana's: the larger of the step plus one scrape interval and
+    four scrape intervals, so a rate always spans enough samples.
+    """
+    rate_interval = max(step + SCRAPE_INTERVAL, 4 * SCRAPE_INTERVAL)
+    out = expr.replace("$__rate_interval", f"{rate_interval}s")
+    out = out.replace("$__range", f"{range_seconds}s")
     for name in sorted(variables, key=len, reverse=True):
         out = re.sub(rf"\${name}\b", variables[name], out)
     return out
@@ -60,7 +70,7 @@ def run(
     range_seconds = int(end - start)
     for panel in dashboard.panels():
         for query in panel.queries:
-            expr = expand(query.expr, variables, range_seconds)
+            expr = expand(query.expr, variables, range_seconds, step)
             if query.instant:
                 body = _get(prometheus, "/api/v1/query", {"query": expr, "time": str(end)})
             else:

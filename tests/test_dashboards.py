@@ -119,5 +119,14 @@ def test_every_variable_used_is_defined() -> None:
         names = {"datasource", *(v.name for v in dashboard.variables)}
         for panel in dashboard.panels():
             for query in panel.queries:
-                expanded = expand(query.expr, dict.fromkeys(names, "x"), 60)
+                expanded = expand(query.expr, dict.fromkeys(names, "x"), 60, 15)
                 assert "$" not in expanded, (dashboard.uid, panel.title, expanded)
+
+
+def test_every_rate_spans_grafanas_rate_interval() -> None:
+    # a fixed [5m] is too short at a 2m scrape interval and blurs a zoomed-in view
+    for dashboard in DASHBOARDS:
+        for panel in dashboard.panels():
+            for query in panel.queries:
+                for window in re.findall(r"\brate\([^[]*\[([^\]]+)\]", query.expr):
+                    assert window == "$__rate_interval", (panel.title, query.expr)
