@@ -11,7 +11,7 @@ from exporter.app.settings import described
 from exporter.health.state import ErrorKind
 from exporter.metrics.registry import ALL, GROUPS
 from tests.docs import DOCS, ROOT, code_spans, section, table_rows
-from tests.world import T0, World, ts
+from tests.world import every_family
 
 EXPORTER = ROOT / "exporter"
 
@@ -38,67 +38,7 @@ def test_metrics_md_lists_exactly_the_registered_families() -> None:
 
 
 def test_the_registry_declares_the_labels_its_families_generate() -> None:
-    # a CronJob with thresholds, a finished run with a failed pod, a run going on
-    w = World(now=3600)
-    owner = [{"kind": "CronJob", "name": "cj", "controller": True}]
-    cronjob = {
-        "metadata": {
-            "uid": "c",
-            "name": "cj",
-            "namespace": "n",
-            "creationTimestamp": ts(0),
-            "annotations": {"kube-batch-exporter/max-duration": "1h"},
-        },
-        "spec": {"schedule": "*/5 * * * *", "startingDeadlineSeconds": 60},
-        "status": {"lastScheduleTime": ts(3300)},
-    }
-    w.start(cronjobs=[cronjob])
-    for uid, slot in (("j1", 3300), ("j2", 3600)):
-        w.jobs.upsert(
-            {
-                "metadata": {
-                    "uid": uid,
-                    "name": f"cj-{int((T0 + slot) // 60)}",
-                    "namespace": "n",
-                    "ownerReferences": owner,
-                    "creationTimestamp": ts(slot + 1),
-                },
-                "spec": {
-                    "completions": 1,
-                    "parallelism": 1,
-                    "backoffLimit": 2,
-                    "activeDeadlineSeconds": 600,
-                },
-                "status": {"startTime": ts(slot + 2), "active": 1, "ready": 1, "terminating": 0},
-            }
-        )
-    pod = {
-        "metadata": {
-            "uid": "p",
-            "namespace": "n",
-            "ownerReferences": [{"kind": "Job", "uid": "j1", "controller": True}],
-        },
-        "status": {
-            "phase": "Failed",
-            "containerStatuses": [
-                {
-                    "restartCount": 1,
-                    "state": {
-                        "terminated": {"exitCode": 1, "reason": "Error", "startedAt": ts(3303)}
-                    },
-                }
-            ],
-        },
-    }
-    w.pods.upsert(pod)
-    w.jobs.upsert(
-        {
-            "metadata": {"uid": "j1", "name": f"cj-{int((T0 + 3300) // 60)}", "namespace": "n",
-                         "ownerReferences": owner, "creationTimestamp": ts(3301)},
-            "status": {"startTime": ts(3302), "succeeded": 1, "completionTime": ts(3350),
-                       "conditions": [{"type": "Complete", "status": "True"}]},
-        }
-    )  # fmt: skip
+    w = every_family()
     declared = {f.name: {*f.identity, *f.labels} for f in ALL}
     seen = set()
     for name, labels in w.series(*GROUPS):

@@ -111,3 +111,70 @@ def relist(cache: ObjectCache[Any], items: Iterable[dict[str, Any]]) -> None:
     for item in items:
         listing.add(copy.deepcopy(item))
     listing.commit()
+
+
+def every_family(namespace: str = "n") -> World:
+    """A world in which every batch family has a series: a CronJob with thresholds, a
+    finished run with a failed pod, and a run going on (``namespace`` may be hostile)."""
+    w = World(now=3600)
+    owner = [{"kind": "CronJob", "name": "cj", "controller": True}]
+    cronjob = {
+        "metadata": {
+            "uid": "c",
+            "name": "cj",
+            "namespace": namespace,
+            "creationTimestamp": ts(0),
+            "annotations": {"kube-batch-exporter/max-duration": "1h"},
+        },
+        "spec": {"schedule": "*/5 * * * *", "startingDeadlineSeconds": 60},
+        "status": {"lastScheduleTime": ts(3300)},
+    }
+    w.start(cronjobs=[cronjob])
+    for uid, slot in (("j1", 3300), ("j2", 3600)):
+        w.jobs.upsert(
+            {
+                "metadata": {
+                    "uid": uid,
+                    "name": f"cj-{int((T0 + slot) // 60)}",
+                    "namespace": namespace,
+                    "ownerReferences": owner,
+                    "creationTimestamp": ts(slot + 1),
+                },
+                "spec": {
+                    "completions": 1,
+                    "parallelism": 1,
+                    "backoffLimit": 2,
+                    "activeDeadlineSeconds": 600,
+                },
+                "status": {"startTime": ts(slot + 2), "active": 1, "ready": 1, "terminating": 0},
+            }
+        )
+    pod = {
+        "metadata": {
+            "uid": "p",
+            "namespace": namespace,
+            "ownerReferences": [{"kind": "Job", "uid": "j1", "controller": True}],
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {
+                    "restartCount": 1,
+                    "state": {
+                        "terminated": {"exitCode": 1, "reason": "Error", "startedAt": ts(3303)}
+                    },
+                }
+            ],
+        },
+    }
+    w.pods.upsert(pod)
+    w.jobs.upsert(
+        {
+            "metadata": {"uid": "j1", "name": f"cj-{int((T0 + 3300) // 60)}",
+                         "namespace": namespace, "ownerReferences": owner,
+                         "creationTimestamp": ts(3301)},
+            "status": {"startTime": ts(3302), "succeeded": 1, "completionTime": ts(3350),
+                       "conditions": [{"type": "Complete", "status": "True"}]},
+        }
+    )  # fmt: skip
+    return w

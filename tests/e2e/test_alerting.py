@@ -2,8 +2,9 @@
 
 Prometheus 3 (built from its Go module) scrapes the session's exporter every 2 s and
 evaluates the rules of alerts/ as they are; Alertmanager (the current release, on the shipped
-deploy/alertmanager/ configuration) sends to a webhook served by this test. Scenarios, started together: a CronJob failing three times in a row (CronJobFailing fires,
-then resolves once it is fixed) and a Forbid CronJob whose slots are skipped
+deploy/alertmanager/ configuration) sends to a webhook served by this test. Scenarios,
+started together: a CronJob failing three times in a row (CronJobFailing fires, then resolves
+once it is fixed) and a Forbid CronJob whose slots are skipped
 (CronJobMissedSchedule fires). Last, every panel query of the Grafana dashboards runs against
 this Prometheus over the scenarios' window.
 """
