@@ -4,9 +4,9 @@ Prometheus 3 (built from its Go module) scrapes the session's exporter every 2 s
 evaluates the rules of alerts/ as they are; Alertmanager (the current release, on the shipped
 deploy/alertmanager/ configuration) sends to a webhook served by this test. Scenarios,
 started together: a CronJob failing three times in a row (CronJobFailing fires, then resolves
-once it is fixed) and a Forbid CronJob whose slots are skipped
-(CronJobMissedSchedule fires). Last, every panel query of the Grafana dashboards runs against
-this Prometheus over the scenarios' window.
+once it is fixed), a Forbid CronJob whose slots are skipped (CronJobMissedSchedule fires), and
+one that never succeeds (CronJobNotSucceeding pages). Last, every panel query of the Grafana
+dashboards runs against this Prometheus over the scenarios' window.
 """
 
 from __future__ import annotations
@@ -74,10 +74,11 @@ def stack(
     prometheus = Prometheus(work, exporter.url, alertmanager.url)
     try:
         prometheus.start()
-        failing_ns, forbid_ns, once_ns = (
+        failing_ns, forbid_ns, once_ns, stale_ns = (
             new_namespace(cluster, "alert-fail"),
             new_namespace(cluster, "alert-miss"),
             new_namespace(cluster, "alert-once"),
+            new_namespace(cluster, "alert-stale"),
         )
         cluster.kube.create(  # a new Job family whose first and only run fails
             f"/apis/batch/v1/namespaces/{once_ns}/jobs",
@@ -86,10 +87,32 @@ def stack(
                 "spec": {"backoffLimit": 0, "template": pod_template(cluster, "1s", exit_code=1)},
             },
         )
+        # never succeeds, and may take no longer than a minute: CronJobNotSucceeding pages
+        # after two intervals plus one (3 minutes)
+        cluster.kube.create(
+            f"/apis/batch/v1/namespaces/{stale_ns}/cronjobs",
+            {
+                "metadata": {"name": "export"},
+                "spec": {
+                    "schedule": "* * * * *",
+                    "jobTemplate": {
+                        "spec": {
+                            "backoffLimit": 0,
+                            "template": pod_template(cluster, "200ms", exit_code=1),
+                        }
+                    },
+                },
+            },
+        )
+        # the two below may take an hour (or 10 minutes) per run: CronJobNotSucceeding stays
+        # out of their way, so only the alerts their tests are about can fire
         cluster.kube.create(
             f"/apis/batch/v1/namespaces/{failing_ns}/cronjobs",
             {
-                "metadata": {"name": "nightly"},
+                "metadata": {
+                    "name": "nightly",
+                    "annotations": {"kube-batch-exporter/max-duration": "1h"},
+                },
                 "spec": {
                     "schedule": "* * * * *",
                     "failedJobsHistoryLimit": 5,
@@ -107,7 +130,10 @@ def stack(
             {
                 "metadata": {
                     "name": "hourly-sync",
-                    "annotations": {"kube-batch-exporter/missed-grace": "10s"},
+                    "annotations": {
+                        "kube-batch-exporter/missed-grace": "10s",
+                        "kube-batch-exporter/max-duration": "10m",
+                    },
                 },
                 "spec": {
                     "schedule": "* * * * *",
@@ -123,6 +149,7 @@ def stack(
             "failing": failing_ns,
             "forbid": forbid_ns,
             "once": once_ns,
+            "stale": stale_ns,
         }
     finally:
         prometheus.stop()
@@ -233,6 +260,22 @@ def test_skipped_slots_page_as_missed_schedule(stack: dict[str, Any]) -> None:
     assert alert["annotations"]["runbook_url"].endswith("#cronjobmissedschedule")
 
 
+def test_a_cronjob_that_never_succeeds_pages_critical(stack: dict[str, Any]) -> None:
+    webhook: Webhook = stack["webhook"]
+    ns = stack["stale"]
+    eventually(
+        lambda: webhook.seen("CronJobNotSucceeding", "firing", namespace=ns, cronjob="export"),
+        300,
+        "CronJobNotSucceeding three minutes after creation",
+    )
+    alert = webhook.seen("CronJobNotSucceeding", "firing", namespace=ns, cronjob="export")[0]
+    assert alert["labels"]["severity"] == "critical"
+    assert alert["annotations"]["runbook_url"].endswith("#cronjobnotsucceeding")
+    # timed from its creation, since it never succeeded: at least the 3-minute threshold
+    age = re.search(r"no successful run for (\d+)m (\d+)s", alert["annotations"]["description"])
+    assert age and int(age.group(1)) * 60 + int(age.group(2)) >= 180, alert["annotations"]
+
+
 def test_no_unexpected_alert_for_these_workloads_or_the_exporter(stack: dict[str, Any]) -> None:
     webhook: Webhook = stack["webhook"]
     mine = {stack["failing"], stack["forbid"]}
@@ -241,6 +284,12 @@ def test_no_unexpected_alert_for_these_workloads_or_the_exporter(stack: dict[str
         a["labels"]["alertname"] for a in webhook.alerts if a["labels"].get("namespace") in mine
     } - expected
     assert not unexpected, unexpected
+    paged_stale = {
+        a["labels"]["alertname"]
+        for a in webhook.alerts
+        if a["labels"].get("namespace") == stack["stale"]
+    }
+    assert paged_stale <= {"CronJobNotSucceeding", "CronJobFailing", "BatchJobRetrying"}
     assert not webhook.seen("KubeBatchExporterDown", "firing")
     assert not webhook.seen("KubeBatchExporterWatchFailing", "firing")
 
