@@ -56,7 +56,7 @@ def test_promtool_check_rules(release: str) -> None:
 @pytest.mark.parametrize("release", PROMTOOLS)
 def test_promtool_unit_tests_fire_stay_quiet_and_resolve(release: str) -> None:
     result = subprocess.run(
-        [promtool(release), "test", "rules", "tests/alerts.test.yaml"],
+        [promtool(release), "test", "rules", "tests/alerts.test.yaml", "tests/startup.test.yaml"],
         cwd=ALERTS,
         capture_output=True,
         text=True,
