@@ -132,7 +132,8 @@ case $name in
   alertmanager)
     # Its web UI is built by npm into ui/app/dist, which the module zip leaves out and go:embed
     # requires: a writable copy with a one-line page there builds, and the API is whole.
-    rm -rf "$mod"; cp -r "$(module_dir "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION")" "$mod"
+    rm -rf "$mod"; mkdir -p "${mod%/*}"
+    cp -r "$(module_dir "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION")" "$mod"
     chmod -R u+w "$mod"
     for ui in elm mantine; do
       mkdir -p "$mod/ui/app/dist/$ui"
