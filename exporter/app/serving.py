@@ -15,7 +15,7 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.app.wiring import Exporter
-from exporter.metrics.registry import negotiate
+from exporter.metrics.registry import negotiate, wants_gzip
 from exporter.report import pages
 from exporter.report.owners import OwnerStatus, as_json, owners, status
 
@@ -96,10 +96,14 @@ class Service:
         return web.json_response(as_json(self._one(request)), dumps=_dumps)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Serve the exposition in the format the ``Accept`` header prefers."""
+        """Serve the exposition in the format the ``Accept`` header prefers, gzipped if asked."""
         openmetrics, content_type = negotiate(request.headers.get("Accept", ""))
-        response = web.Response(body=self._exposition.scrape(openmetrics))
+        compress = wants_gzip(request.headers.get("Accept-Encoding", ""))
+        response = web.Response(body=self._exposition.scrape(openmetrics, compress))
         response.headers["Content-Type"] = content_type
+        response.headers["Vary"] = "Accept, Accept-Encoding"
+        if compress:
+            response.headers["Content-Encoding"] = "gzip"
         return response
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import heapq
 import math
+import struct
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
@@ -90,6 +92,110 @@ class Group(Generic[R]):
     def all(self) -> tuple[Family[R] | LiveFamily[R], ...]:
         """Every family of the group, in exposition order."""
         return (*self.families, *self.live)
+
+
+GZIP_LEVEL = 6
+"""zlib's default: a family is compressed once per change, so the better ratio is cheap."""
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+"""Deflate, no flags, no time, unknown OS (RFC 1952)."""
+_FINAL_BLOCK = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
+"""An empty final deflate block: what ends a stream of sync-flushed fragments."""
+_CRC_POLY = 0xEDB88320
+"""CRC-32's polynomial, bit-reversed as zlib computes it."""
+
+
+def _crc_multiply(a: int, b: int) -> int:
+    """The product of a and b modulo the CRC polynomial, in the CRC's reversed bit order."""
+    product, bit = 0, 1 << 31
+    while a:
+        if a & bit:
+            product ^= b
+            a ^= bit
+        bit >>= 1
+        b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
+    return product
+
+
+_X_TO_2_TO_K = [1 << 30]  # x^1
+for _ in range(31):
+    _X_TO_2_TO_K.append(_crc_multiply(_X_TO_2_TO_K[-1], _X_TO_2_TO_K[-1]))
+
+
+def crc32_combine(first: int, second: int, second_size: int) -> int:
+    """The CRC-32 of two byte strings joined, from each one's CRC and the second's length.
+
+    CRC-32 is linear: the first string's CRC, shifted by 8 x ``second_size`` bits (a product
+    with x to that power, modulo the polynomial), XOR the second's. zlib has this as
+    ``crc32_combine``; Python's zlib module does not export it.
+    """
+    power, k = 1 << 31, 3  # x^0; bit k of the length weighs x^(2^k) bits
+    while second_size:
+        if second_size & 1:
+            power = _crc_multiply(_X_TO_2_TO_K[k & 31], power)
+        second_size >>= 1
+        k += 1
+    return _crc_multiply(power, first) ^ second
+
+
+@dataclass(frozen=True, slots=True)
+class Deflated:
+    """A piece of a scrape body compressed on its own, with its CRC-32 and length.
+
+    A deflate stream can be cut into fragments compressed separately: each comes from a
+    fresh compressor and ends with a sync flush (byte-aligned, not final), so any sequence of
+    them is one valid stream. A family keeps its Deflated until one of its lines changes, so a
+    gzip scrape compresses only the families that changed since the last one, and holds no
+    second plain copy of them.
+    """
+
+    fragment: bytes
+    crc: int
+    size: int
+
+    @classmethod
+    def of(cls, plain: bytes) -> Deflated:
+        """Compress ``plain`` as one fragment."""
+        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        fragment = compressor.compress(plain) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        return cls(fragment, zlib.crc32(plain), len(plain))
+
+
+class Body:
+    """A scrape body being written: plain, or as one gzip member.
+
+    One member, not one per piece: concatenated members are legal, but not every client
+    reads past the first (aiohttp's decoder does not, nor, perhaps, a browser).
+    """
+
+    def __init__(self, compress: bool = False) -> None:
+        self.compress = compress
+        self._parts: list[bytes] = [_GZIP_HEADER] if compress else []
+        self._crc = self._size = 0
+
+    def write(self, plain: bytes) -> None:
+        """Append bytes (compressed now, when gzipped)."""
+        if not plain:
+            return
+        if not self.compress:
+            self._parts.append(plain)
+            return
+        piece = Deflated.of(plain)
+        self._parts.append(piece.fragment)
+        self._crc = zlib.crc32(plain, self._crc)
+        self._size += piece.size
+
+    def write_deflated(self, piece: Deflated) -> None:
+        """Append a piece compressed before (gzipped bodies only)."""
+        if piece.size:
+            self._parts.append(piece.fragment)
+            self._crc = crc32_combine(self._crc, piece.crc, piece.size)
+            self._size += piece.size
+
+    def finish(self) -> bytes:
+        """The whole body."""
+        if self.compress:
+            self._parts += [_FINAL_BLOCK, struct.pack("<II", self._crc, self._size & 0xFFFFFFFF)]
+        return b"".join(self._parts)
 
 
 def escape_label_value(value: str) -> str:
@@ -209,6 +315,22 @@ class Births:
         self.born.pop(uid, None)
 
 
+class _Header:
+    """A family's HELP and TYPE lines, plain and compressed once."""
+
+    __slots__ = ("deflated", "plain")
+
+    def __init__(self, plain: bytes) -> None:
+        self.plain = plain
+        self.deflated = Deflated.of(plain)
+
+    def write(self, body: Body) -> None:
+        if body.compress:
+            body.write_deflated(self.deflated)
+        else:
+            body.write(self.plain)
+
+
 class RenderedFamilies(Generic[R]):
     """Pre-rendered lines of one group per family and record; a subscriber and a writer."""
 
@@ -232,12 +354,16 @@ class RenderedFamilies(Generic[R]):
         """``name="`` of each identity label, so a change escapes only the values."""
         families = group.families
         self._headers = {
-            om: [header(f.name, f.help, f.type, om) for f in families] for om in (False, True)
+            om: [_Header(header(f.name, f.help, f.type, om)) for f in families]
+            for om in (False, True)
         }
         self._live_headers = {
-            om: [header(f.name, f.help, f.type, om) for f in group.live] for om in (False, True)
+            om: [_Header(header(f.name, f.help, f.type, om)) for f in group.live]
+            for om in (False, True)
         }
         self._lines: list[dict[str, bytes]] = [{} for _ in families]
+        self._deflated: list[Deflated | None] = [None for _ in families]
+        """Each family's lines compressed, kept until one of them changes (None: to do)."""
         self._live_lines: list[dict[str, tuple[bytes, R]]] = [{} for _ in group.live]
         """Per live family: UID -> (``name{labels} `` prefix, record)."""
 
@@ -249,8 +375,9 @@ class RenderedFamilies(Generic[R]):
         """
         if new is None:
             if old is not None:
-                for lines in self._lines:
-                    lines.pop(old.uid, None)
+                for i, lines in enumerate(self._lines):
+                    if lines.pop(old.uid, None) is not None:
+                        self._deflated[i] = None
                 for live in self._live_lines:
                     live.pop(old.uid, None)
                 self.births.forget(old.uid)
@@ -275,11 +402,13 @@ class RenderedFamilies(Generic[R]):
         prefixes = [
             f"{f.name}{labels} ".encode() if f.applies(new) else None for f in self._group.live
         ]
-        for text, lines in zip(texts, self._lines, strict=True):
+        for i, (text, lines) in enumerate(zip(texts, self._lines, strict=True)):
             if text:
-                lines[new.uid] = text
-            else:
-                lines.pop(new.uid, None)
+                if lines.get(new.uid) != text:
+                    lines[new.uid] = text
+                    self._deflated[i] = None
+            elif lines.pop(new.uid, None) is not None:
+                self._deflated[i] = None
         for prefix, live in zip(prefixes, self._live_lines, strict=True):
             if prefix is not None:
                 live[new.uid] = (prefix, new)
@@ -311,26 +440,33 @@ class RenderedFamilies(Generic[R]):
                 with self._health.contained(ErrorKind.INTERNAL, "rendering", uid):
                     self.changed(None, record)
 
-    def write(self, out: list[bytes], openmetrics: bool = False) -> None:
-        """Append every family (header, then each record's lines) to ``out``."""
+    def write(self, body: Body, openmetrics: bool = False) -> None:
+        """Write every family (header, then each record's lines) to ``body``."""
         self._mature(self._clock())
-        for head, lines in zip(self._headers[openmetrics], self._lines, strict=True):
-            out.append(head)
-            out.append(b"".join(lines.values()))
+        heads = self._headers[openmetrics]
+        for i, (head, lines) in enumerate(zip(heads, self._lines, strict=True)):
+            head.write(body)
+            if not body.compress:
+                body.write(b"".join(lines.values()))
+                continue
+            piece = self._deflated[i]
+            if piece is None:
+                piece = self._deflated[i] = Deflated.of(b"".join(lines.values()))
+            body.write_deflated(piece)
         now = self._clock()
         for head, family, live in zip(
             self._live_headers[openmetrics], self._group.live, self._live_lines, strict=True
         ):
-            out.append(head)
+            head.write(body)
             value = family.value
             try:
-                body = b"".join(
+                text = b"".join(
                     prefix + format_value(value(record, now)).encode() + b"\n"
                     for prefix, record in live.values()
                 )
             except Exception:  # a bug in one value: find it, and lose only its line
-                body = b"".join(self._live_line(family, p, r, now) for p, r in live.values())
-            out.append(body)
+                text = b"".join(self._live_line(family, p, r, now) for p, r in live.values())
+            body.write(text)
 
     def _live_line(self, family: LiveFamily[R], prefix: bytes, record: R, now: float) -> bytes:
         """One clock-dependent sample; a value that cannot be computed loses only its line."""

@@ -166,7 +166,7 @@ SELF: tuple[Family[Health], ...] = (
     Family(
         "kube_batch_exporter_last_scrape_bytes",
         "gauge",
-        "Size of the previous /metrics response.",
+        "Size of the previous /metrics response, as sent (gzipped when asked).",
         (),
         lambda health: gauge(health.last_scrape[1]),
     ),

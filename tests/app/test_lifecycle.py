@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import signal
@@ -152,6 +153,24 @@ async def test_openmetrics_is_served_when_asked(exporter: Exporter) -> None:
     assert text.endswith("# EOF\n") and text.count("# EOF") == 1
     status, ctype, text = await exporter.get("/metrics")
     assert ctype.startswith("text/plain; version=0.0.4") and "# EOF" not in text
+
+
+async def test_metrics_are_gzipped_when_asked_and_only_then(exporter: Exporter) -> None:
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        async with session.get(exporter.url + "/metrics", headers={"Accept-Encoding": "gzip"}) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            assert "Accept-Encoding" in r.headers["Vary"]
+            zipped = gzip.decompress(await r.read())
+        plain_headers = {"Accept-Encoding": "identity"}
+        async with session.get(exporter.url + "/metrics", headers=plain_headers) as r:
+            assert "Content-Encoding" not in r.headers
+            plain = await r.read()
+
+    def names(body: bytes) -> set[bytes]:
+        lines = body.splitlines()
+        return {line.split(b" ")[0].split(b"{")[0] for line in lines if line.startswith(b"kube_")}
+
+    assert names(zipped) == names(plain) and b"kube_batch_exporter_leader" in names(plain)
 
 
 async def test_health_and_the_status_pages(exporter: Exporter) -> None:

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import gzip
 import math
+import random
+import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -9,10 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.health.state import ErrorKind, Health
 from exporter.metrics import runs
 from exporter.metrics.exposition import (
+    Body,
+    Deflated,
     Group,
     Identity,
     LiveFamily,
     RenderedFamilies,
+    crc32_combine,
     escape_label_value,
     format_value,
     header,
@@ -112,9 +119,9 @@ def test_a_live_value_that_fails_loses_only_its_own_line(caplog: pytest.LogCaptu
     for uid in ("a", "bad", "b"):
         renderer.changed(None, Thing(uid))
     for _ in range(2):
-        out: list[bytes] = []
-        renderer.write(out)
-    assert b"".join(out).decode().splitlines()[2:] == [
+        body = Body()
+        renderer.write(body)
+    assert body.finish().decode().splitlines()[2:] == [
         't_seconds{thing="a"} 1',
         't_seconds{thing="b"} 1',
     ]
@@ -149,3 +156,56 @@ def test_a_new_counter_series_is_served_at_zero_until_it_comes_of_age() -> None:
     grown = served()
     assert grown["kube_batch_runs_total{CompletionsReached,succeeded,schedule}"] == 1
     assert grown["kube_batch_run_duration_seconds_count{succeeded}"] == 1
+
+
+def test_crc32_combine_matches_the_crc_of_the_joined_bytes() -> None:
+    rng = random.Random(18)
+    for size_a, size_b in [(0, 0), (0, 7), (7, 0), (1, 1), (1000, 3), (5, 70000)] + [
+        (rng.randrange(1 << 16), rng.randrange(1 << 20)) for _ in range(20)
+    ]:
+        a, b = rng.randbytes(size_a), rng.randbytes(size_b)
+        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+def test_a_gzip_body_is_one_member_that_decompresses_to_the_plain_body() -> None:
+    pieces = [b"# HELP a x\n", b"", b"a 1\n" * 5000, b"b 2\n", b"c 3\n" * 99]
+    plain, zipped = Body(), Body(compress=True)
+    for i, piece in enumerate(pieces):
+        plain.write(piece)
+        if i % 2:  # some compressed before, as a family's kept fragment
+            zipped.write_deflated(Deflated.of(piece))
+        else:
+            zipped.write(piece)
+    expected = plain.finish()
+    body = zipped.finish()
+    assert expected == b"".join(pieces) and gzip.decompress(body) == expected  # CRC, size
+    # one member: a reader that stops after the first sees everything
+    reader = zlib.decompressobj(wbits=31)
+    assert reader.decompress(body) == expected and reader.eof and not reader.unused_data
+
+
+def test_a_gzip_scrape_compresses_only_the_families_that_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = World()
+    w.start(jobs=[running(name="a", uid="a"), running(name="b", uid="b")])
+    w.exporter.exposition.scrape(False, compress=True)
+    made = []
+    real = zlib.compressobj
+
+    def counted(*args: Any) -> Any:
+        made.append(args)
+        return real(*args)
+
+    monkeypatch.setattr("exporter.metrics.exposition.zlib.compressobj", counted)
+    unchanged = w.exporter.exposition.scrape(False, compress=True)
+    quiet = len(made)  # the clock-dependent families and the self-metrics only
+    w.jobs.upsert(complete(name="a", uid="a"))
+    changed = w.exporter.exposition.scrape(False, compress=True)
+    assert quiet < len(made) - quiet  # a Job's families, recompressed
+
+    def batch(body: bytes) -> list[bytes]:
+        return [line for line in body.splitlines() if line.startswith(b"kube_batch_job")]
+
+    assert batch(gzip.decompress(changed)) != batch(gzip.decompress(unchanged))
+    assert batch(gzip.decompress(changed)) == batch(w.exporter.exposition.scrape(False))

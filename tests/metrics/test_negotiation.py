@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.metrics.registry import TEXT_TYPE, negotiate
+from exporter.metrics.registry import TEXT_TYPE, negotiate, wants_gzip
 
 OM = "application/openmetrics-text; version={}; charset=utf-8"
 
@@ -46,3 +46,20 @@ def test_the_preferred_servable_format_wins(
     accept: str, openmetrics: bool, content_type: str
 ) -> None:
     assert negotiate(accept) == (openmetrics, content_type)
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzip"),
+    [
+        ("gzip", True),  # Prometheus
+        ("gzip, deflate, br, zstd", True),  # a browser
+        ("deflate;q=1, GZIP;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("", False),
+        ("gzip;q=x", False),
+    ],
+)
+def test_gzip_when_accepted_with_a_positive_q(accept_encoding: str, gzip: bool) -> None:
+    assert wants_gzip(accept_encoding) is gzip

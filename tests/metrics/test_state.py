@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families as text
 
 from exporter.health.state import Health
 from exporter.metrics import state
-from exporter.metrics.exposition import RenderedFamilies
+from exporter.metrics.exposition import Body, RenderedFamilies
 from exporter.store.owners import OwnerIndex
 from exporter.store.projecting import project_cronjob, project_job
 from exporter.store.records import CronJob, Job
@@ -20,9 +20,9 @@ NOW = 1767225600.0  # 2026-01-01T00:00:00Z
 
 
 def scrape(renderer: RenderedFamilies[Any]) -> str:
-    out: list[bytes] = []
-    renderer.write(out)
-    return b"".join(out).decode()
+    body = Body()
+    renderer.write(body)
+    return body.finish().decode()
 
 
 def job_renderer(now: float = NOW) -> RenderedFamilies[Job]:
