@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import os
 import platform
@@ -65,6 +66,8 @@ class Process:
     proc: subprocess.Popen[bytes]
     started: float = field(default_factory=time.monotonic)
     results: dict[str, float] = field(default_factory=dict)
+    sent: int = 0
+    """Bytes of the last scrape's response body, as sent."""
 
     def cpu(self) -> float:
         """User + system CPU seconds so far."""
@@ -79,11 +82,19 @@ class Process:
         return int(match.group(1)) / 1024
 
     def scrape(self) -> tuple[float, bytes]:
-        """Seconds to the last byte, and the body."""
+        """Seconds to the last byte, and the body (decompressed), as Prometheus 3 asks.
+
+        Prometheus always sends ``Accept-Encoding: gzip`` and both exporters compress when
+        asked, so the time includes compressing and the transfer of the compressed body.
+        """
+        request = urllib.request.Request(self.url, headers=SCRAPE_HEADERS)
         started = time.perf_counter()
-        with urllib.request.urlopen(self.url, timeout=120) as resp:
+        with urllib.request.urlopen(request, timeout=120) as resp:
             body: bytes = resp.read()
-        return time.perf_counter() - started, body
+            zipped = resp.headers.get("Content-Encoding") == "gzip"
+        seconds = time.perf_counter() - started
+        self.sent = len(body)
+        return seconds, gzip.decompress(body) if zipped else body
 
     def jobs_visible(self) -> int:
         """Jobs in /metrics now (-1 while it does not answer)."""
@@ -162,6 +173,15 @@ def wait_ready(procs: list[Process], jobs: int, timeout: float) -> None:
         time.sleep(0.5)
 
 
+SCRAPE_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;"
+    "escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+    "Accept-Encoding": "gzip",
+}
+"""What Prometheus 3.16 sends with its default scrape_protocols."""
+
+
 def measure_scrapes(procs: list[Process], count: int) -> None:
     """Alternating scrapes; p50/p99 latency, bytes and series of each."""
     times: dict[str, list[float]] = {p.name: [] for p in procs}
@@ -175,6 +195,7 @@ def measure_scrapes(procs: list[Process], count: int) -> None:
         p.results["scrape_p50_ms"] = statistics.median(ordered) * 1000
         p.results["scrape_p99_ms"] = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
         p.results["scrape_mib"] = len(body[p.name]) / 2**20
+        p.results["scrape_sent_mib"] = p.sent / 2**20
         p.results["series"] = sum(
             1 for line in body[p.name].split(b"\n") if line and not line.startswith(b"#")
         )
@@ -287,6 +308,7 @@ ROWS = (
     ("CPU per 1k watch events in churn (s)", "churn_cpu_per_1k_events_s", "{:.2f}"),
     ("series", "series", "{:.0f}"),
     ("bytes per scrape (MiB)", "scrape_mib", "{:.2f}"),
+    ("bytes sent per scrape, gzip (MiB)", "scrape_sent_mib", "{:.2f}"),
     ("scrape p50 (ms)", "scrape_p50_ms", "{:.1f}"),
     ("scrape p99 (ms)", "scrape_p99_ms", "{:.1f}"),
 )
