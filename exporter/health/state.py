@@ -16,7 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from exporter.health.histogram import Histogram
+
 logger = logging.getLogger(__name__)
+
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Seconds; 50 ms is the bar for one stall (issue 18), 5 s the default probe timeout."""
 
 REPORTED_KEPT = 10000
 """Objects remembered as already reported, per kind of problem; beyond it the memory is
@@ -134,6 +139,9 @@ class Health:
     """When the latest checkpoint was written, the seconds it took and its bytes."""
     leader: str = ""
     """The Lease's holder as last seen (with ``--leader-elect``), for a standby's page."""
+    loop_lag: Histogram = field(default_factory=lambda: Histogram(LOOP_LAG_BUCKETS))
+    """How late the event loop woke a sampler that asked to sleep a fixed time: the longest
+    stretches in which nothing else (probes, scrapes, watch events) could run."""
     leading: Callable[[], bool] = lambda: True
     """Whether this process exports the batch series and writes checkpoints right now:
     always without ``--leader-elect``; with it, the elector answers from its own clock."""

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
+from exporter.health.histogram import Histogram
 from exporter.health.state import ErrorKind, Health
 from exporter.store.caching import Record
-from exporter.track.histogram import Histogram
 
 MetricType = Literal["gauge", "counter", "histogram"]
 Labels = tuple[tuple[str, str], ...]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from exporter.health.histogram import Histogram
 from exporter.metrics import identity
 from exporter.metrics.exposition import Family, Group, Sample, gauge, histogram_samples
-from exporter.track.histogram import Histogram
 from exporter.track.runs import CronJobSuccess, History
 
 

@@ -13,12 +13,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.health.state import Health, ResourceHealth
-from exporter.metrics.exposition import Births, Family, Sample, gauge
+from exporter.metrics.exposition import Births, Family, Sample, gauge, histogram_samples
 
 
 def _per_resource(health: Health, value: Callable[[ResourceHealth], float | None]) -> list[Sample]:
@@ -170,6 +175,14 @@ SELF: tuple[Family[Health], ...] = (
         (),
         lambda health: gauge(health.last_scrape[1]),
     ),
+    Family(
+        "kube_batch_exporter_event_loop_lag_seconds",
+        "histogram",
+        "How late the event loop woke a 100 ms sampler: how long one piece of work kept "
+        "probes, scrapes and watch events waiting.",
+        (),
+        lambda health: histogram_samples(health.loop_lag),
+    ),
 )
 
 
@@ -189,15 +202,24 @@ class SelfMetrics(Collector):
         now = self._births.now()
         for family in SELF:
             samples = family.generate(self._health)
-            metric: CounterMetricFamily | GaugeMetricFamily
+            if family.type == "gauge":
+                gauges = GaugeMetricFamily(family.name, family.help, labels=family.labels)
+                for _, labels, value in samples:
+                    gauges.add_metric([v for _, v in labels], value)
+                yield gauges
+                continue
+            samples, _ = self._births.samples("", family.name, samples, now)
             if family.type == "counter":
-                samples, _ = self._births.samples("", family.name, samples, now)
-                metric = CounterMetricFamily(family.name, family.help, labels=family.labels)
-            else:
-                metric = GaugeMetricFamily(family.name, family.help, labels=family.labels)
-            for _, labels, value in samples:
-                metric.add_metric([v for _, v in labels], value)
-            yield metric
+                counters = CounterMetricFamily(family.name, family.help, labels=family.labels)
+                for _, labels, value in samples:
+                    counters.add_metric([v for _, v in labels], value)
+                yield counters
+            else:  # one unlabelled histogram series, from histogram_samples()
+                buckets = [(dict(labels)["le"], v) for s, labels, v in samples if s == "_bucket"]
+                total = next(v for s, _, v in samples if s == "_sum")
+                histogram = HistogramMetricFamily(family.name, family.help)
+                histogram.add_metric([], buckets, total)
+                yield histogram
 
 
 def registry(

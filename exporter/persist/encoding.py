@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from exporter.health.histogram import Histogram
 from exporter.metrics.exposition import Labels, SeriesKey
-from exporter.track.histogram import Histogram
 from exporter.track.runs import ActiveRun, History, RunsState
 from exporter.track.slots import KeptSlots, SlotsState
 

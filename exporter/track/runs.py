@@ -35,12 +35,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from exporter.health.histogram import Histogram
 from exporter.health.state import ErrorKind, Health
 from exporter.store.caching import ObjectCache, Publisher, Subscriber
 from exporter.store.owners import OwnerIndex
 from exporter.store.records import ByOwner, CronJob, Job, OwnerKey, Pod
 from exporter.store.thresholds import NONE, Thresholds
-from exporter.track.histogram import Histogram
 
 logger = logging.getLogger(__name__)
 

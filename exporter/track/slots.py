@@ -35,11 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exporter.cron.schedule import Schedule
+from exporter.health.histogram import Histogram
 from exporter.health.state import ErrorKind, Health
 from exporter.store.caching import ObjectCache, Publisher, Subscriber
 from exporter.store.records import CronJob, Job
 from exporter.store.thresholds import MISSED_GRACE
-from exporter.track.histogram import Histogram
 
 logger = logging.getLogger(__name__)
 

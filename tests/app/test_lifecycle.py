@@ -173,6 +173,23 @@ async def test_metrics_are_gzipped_when_asked_and_only_then(exporter: Exporter) 
     assert names(zipped) == names(plain) and b"kube_batch_exporter_leader" in names(plain)
 
 
+async def test_a_stalled_event_loop_shows_in_the_lag_histogram(exporter: Exporter) -> None:
+    async def stalls_over(seconds: str) -> float:
+        fams = await exporter.families()
+        samples = fams["kube_batch_exporter_event_loop_lag_seconds"].samples
+        buckets = {s.labels["le"]: s.value for s in samples if s.name.endswith("_bucket")}
+        return float(buckets["+Inf"] - buckets[seconds])
+
+    before = await stalls_over("0.25")
+    # the stimulus: hold the loop, as a long synchronous piece of work would
+    time.sleep(0.4)  # noqa: ASYNC251
+
+    async def seen() -> bool:
+        return await stalls_over("0.25") > before
+
+    await eventually(seen)
+
+
 async def test_health_and_the_status_pages(exporter: Exporter) -> None:
     assert (await exporter.get("/healthz"))[0] == 200
     status, ctype, page = await exporter.get("/status")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.health.histogram import Histogram
 from exporter.health.state import ErrorKind, Health
 from exporter.metrics import runs
 from exporter.metrics.exposition import (
@@ -27,7 +28,6 @@ from exporter.metrics.exposition import (
     label_pairs,
     render,
 )
-from exporter.track.histogram import Histogram
 from tests.builders import complete, running
 from tests.world import World
 
