@@ -53,6 +53,11 @@ class Webhook:
         self.url = f"http://127.0.0.1:{self.server.server_port}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def first(self, name: str, status: str, timeout: float, **labels: str) -> dict[str, Any]:
+        """The first notification of this alert in this status, waiting up to ``timeout``."""
+        eventually(lambda: self.seen(name, status, **labels), timeout, f"{name} {status}")
+        return self.seen(name, status, **labels)[0]
+
     def seen(self, name: str, status: str, **labels: str) -> list[dict[str, Any]]:
         return [
             a
@@ -173,12 +178,7 @@ def test_cronjob_failing_pages_then_resolves_when_fixed(
     webhook: Webhook = stack["webhook"]
     ns = stack["failing"]
     started = time.monotonic()
-    eventually(
-        lambda: webhook.seen("CronJobFailing", "firing", namespace=ns, cronjob="nightly"),
-        300,
-        "CronJobFailing after three failed runs",
-    )
-    fired = webhook.seen("CronJobFailing", "firing", namespace=ns, cronjob="nightly")[0]
+    fired = webhook.first("CronJobFailing", "firing", 300, namespace=ns, cronjob="nightly")
     assert fired["labels"]["severity"] == "warning"
     assert "job" not in fired["labels"] and "instance" not in fired["labels"]
     url = fired["annotations"]["runbook_url"]
@@ -217,11 +217,7 @@ def test_cronjob_failing_pages_then_resolves_when_fixed(
             }
         },
     )
-    eventually(
-        lambda: webhook.seen("CronJobFailing", "resolved", namespace=ns, cronjob="nightly"),
-        150,
-        "the resolved notification",
-    )
+    webhook.first("CronJobFailing", "resolved", 150, namespace=ns, cronjob="nightly")
     print(f"CronJobFailing fired and resolved in {time.monotonic() - started:.0f}s")
 
 
@@ -249,26 +245,16 @@ def test_a_new_familys_first_failure_is_one_failed_run_on_the_dashboard(
 def test_skipped_slots_page_as_missed_schedule(stack: dict[str, Any]) -> None:
     webhook: Webhook = stack["webhook"]
     ns = stack["forbid"]
-    eventually(
-        lambda: webhook.seen(
-            "CronJobMissedSchedule", "firing", namespace=ns, cronjob="hourly-sync"
-        ),
-        300,
-        "CronJobMissedSchedule",
+    alert = webhook.first(
+        "CronJobMissedSchedule", "firing", 300, namespace=ns, cronjob="hourly-sync"
     )
-    alert = webhook.seen("CronJobMissedSchedule", "firing", namespace=ns, cronjob="hourly-sync")[0]
     assert alert["annotations"]["runbook_url"].endswith("#cronjobmissedschedule")
 
 
 def test_a_cronjob_that_never_succeeds_pages_critical(stack: dict[str, Any]) -> None:
     webhook: Webhook = stack["webhook"]
     ns = stack["stale"]
-    eventually(
-        lambda: webhook.seen("CronJobNotSucceeding", "firing", namespace=ns, cronjob="export"),
-        300,
-        "CronJobNotSucceeding three minutes after creation",
-    )
-    alert = webhook.seen("CronJobNotSucceeding", "firing", namespace=ns, cronjob="export")[0]
+    alert = webhook.first("CronJobNotSucceeding", "firing", 300, namespace=ns, cronjob="export")
     assert alert["labels"]["severity"] == "critical"
     assert alert["annotations"]["runbook_url"].endswith("#cronjobnotsucceeding")
     # timed from its creation, since it never succeeded: at least the 3-minute threshold
