@@ -17,7 +17,7 @@ from exporter import __version__
 from exporter.app.wiring import Exporter
 from exporter.metrics.registry import negotiate, wants_gzip
 from exporter.report import pages
-from exporter.report.owners import OwnerStatus, as_json, owners, status
+from exporter.report.owners import OwnerStatus, as_json, known, owners, status
 
 OWNER = "/{namespace}/{kind}/{name}"
 
@@ -58,12 +58,9 @@ class Service:
         engine = self._exporter.engine
         info = request.match_info
         key = (info["namespace"], info["kind"], info["name"])
-        if engine is None or not self._serving() or info["kind"] not in ("CronJob", "Job"):
+        if engine is None or not self._serving() or not known(engine.runs, engine.slots, key):
             raise web.HTTPNotFound(text="no such owner\n")
-        found = status(engine.runs, engine.slots, key, self._exporter.clock())
-        if found.schedule is None and not found.recent and key not in engine.runs.histories:
-            raise web.HTTPNotFound(text="no such owner\n")
-        return found
+        return status(engine.runs, engine.slots, key, self._exporter.clock())
 
     async def index(self, request: web.Request) -> web.Response:
         """The batch status page: every owner, problems first, filtered by the query."""

@@ -63,6 +63,12 @@ def owners(runs: RunTracker, slots: SlotTracker, now: float) -> list[OwnerStatus
     return sorted(found, key=lambda o: (not o.problems, o.namespace, o.kind, o.name))
 
 
+def known(runs: RunTracker, slots: SlotTracker, key: OwnerKey) -> bool:
+    """Whether :func:`owners` lists this owner: it has run history, or is a CronJob."""
+    namespace, kind, name = key
+    return key in runs.histories or (kind == "CronJob" and (namespace, name) in slots.crons)
+
+
 def status(runs: RunTracker, slots: SlotTracker, key: OwnerKey, now: float) -> OwnerStatus:
     """The status of one owner (it need not exist: then everything is empty)."""
     namespace, kind, name = key

@@ -8,7 +8,7 @@ from typing import Any
 
 from exporter.cron.words import describe
 from exporter.metrics import runs, slots
-from exporter.report.owners import OwnerStatus, as_json, failing, owners
+from exporter.report.owners import OwnerStatus, as_json, failing, known, owners
 from tests.builders import complete, cronjob, failed, job, pod, running
 from tests.world import World
 
@@ -117,3 +117,20 @@ def test_missed_slots_are_those_counted_in_the_last_24_hours() -> None:
                                                        ("reason", "not_started")))
     )  # fmt: skip
     assert total == 2 and cron.missed == {"not_started": 1}  # the metric counts both
+
+
+def test_known_is_exactly_the_owners_listed() -> None:
+    w = World(now=0)
+    w.start([cronjob("* * * * *")])  # ns/backup, no run yet
+    w.jobs.upsert(job(name="adhoc-1", uid="a1", owner=None, **complete()["status"]))
+    listed = {(o.namespace, o.kind, o.name) for o in statuses(w)}
+    assert listed == {("ns", "CronJob", "backup"), ("ns", "Job", "adhoc-1")}
+    assert all(known(w.runs, w.slots, key) for key in listed)
+    unknown = [
+        ("ns", "Job", "backup"),
+        ("ns", "CronJob", "adhoc-1"),
+        ("other", "CronJob", "backup"),
+        ("ns", "Deployment", "backup"),
+    ]
+    for key in unknown:
+        assert not known(w.runs, w.slots, key), key
