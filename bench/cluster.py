@@ -150,6 +150,8 @@ def start_ksm(binary: str, kubeconfig: Path, log: Path) -> Process:
         "--telemetry-host=127.0.0.1",
         f"--telemetry-port={telemetry}",
         "--use-apiserver-cache",
+        # KSM answers Prometheus' Accept-Encoding: gzip only with this (its default is off)
+        "--enable-gzip-encoding",
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -394,7 +396,8 @@ def report(
         f"- kube-batch-exporter {__version__} on Python {platform.python_version()}; "
         f"kube-state-metrics {ksm_version(ksm)} "
         "built from its Go module (`tests/cluster/build-tool.sh`), run with "
-        "`--resources=jobs,cronjobs,pods --use-apiserver-cache`",
+        "`--resources=jobs,cronjobs,pods --use-apiserver-cache --enable-gzip-encoding` "
+        "(without the last, KSM ignores a request for gzip)",
         "- control plane: kube-apiserver and etcd as built by `tests/cluster/build.sh` "
         "(Kubernetes v1.34.10, etcd v3.6.16)",
         "",
@@ -408,7 +411,8 @@ def report(
         "at the same moment. *Ready*: all Jobs of the fleet are in the exporter's /metrics "
         "(polled every 0.5 s, both alike). *CPU*: user + system seconds from /proc. *Peak RSS*: "
         "VmHWM at the end; *steady RSS*: VmRSS 20 s after ready. *Scrapes*: "
-        f"{args.scrapes} alternating scrapes each, latency to the last byte. *Churn*: "
+        f"{args.scrapes} alternating scrapes each, latency to the last byte, with the headers "
+        "Prometheus 3.16 sends (OpenMetrics preferred, `Accept-Encoding: gzip`). *Churn*: "
         f"{args.churn_rate:g} Jobs per second for {args.churn_seconds:g} s are created, run "
         "(Job and Pod status updates) and finish while the oldest Jobs and their Pods are "
         "deleted; CPU per 1,000 watch events (our exporter's count of the jobs, cronjobs and "
