@@ -163,8 +163,9 @@ class Deflated:
 class Body:
     """A scrape body being written: plain, or as one gzip member.
 
-    One member, not one per piece: concatenated members are legal, but not every client
-    reads past the first (aiohttp's decoder does not, nor, perhaps, a browser).
+    One member, not one per piece: concatenated members are legal, and Go's and aiohttp's
+    readers take them, but a reader that stops after the first member would see a truncated
+    scrape without any error. One member leaves no reader in doubt.
     """
 
     def __init__(self, compress: bool = False) -> None:
