@@ -8,7 +8,7 @@ exactly this order, then the self-metrics and the process metrics from client_py
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,21 +43,15 @@ def negotiate(accept: str) -> tuple[bool, str]:
     format, as client_python's: a scrape never fails on its headers.
     """
     best: tuple[float, bool, str] | None = None
-    for media_range in accept.split(","):
-        kind, *params = (part.strip() for part in media_range.split(";"))
-        versions = _VERSIONS.get(kind.lower())
+    for kind, options, q in _acceptable(accept):
+        versions = _VERSIONS.get(kind)
         if versions is None:
             continue
-        options = dict(p.partition("=")[::2] for p in params)
         version = options.get("version", versions[0])
-        try:
-            q = float(options.get("q", "1"))
-        except ValueError:
-            continue
-        if version not in versions or not 0 < q <= 1:
+        if version not in versions or q > 1:
             continue
         if best is None or q > best[0]:
-            best = (q, kind.lower() != "text/plain", version)
+            best = (q, kind != "text/plain", version)
     if best is None:
         return False, TEXT_TYPE
     _, openmetrics, version = best
@@ -70,16 +64,24 @@ def wants_gzip(accept_encoding: str) -> bool:
 
     Prometheus always sends ``gzip``; a scrape at L is 54 MiB plain, about 5 MiB gzipped.
     """
-    for coding in accept_encoding.split(","):
-        name, *params = (part.strip() for part in coding.split(";"))
-        q = dict(p.partition("=")[::2] for p in params).get("q", "1")
+    return any(name in ("gzip", "x-gzip", "*") for name, _, _ in _acceptable(accept_encoding))
+
+
+def _acceptable(header: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """The elements of an ``Accept``-style header with a usable q-value above 0.
+
+    Each as (its name in lower case, its parameters, q); a q that is not a number refuses
+    the element, as does ``q=0``.
+    """
+    for element in header.split(","):
+        name, *params = (part.strip() for part in element.split(";"))
+        options = dict(p.partition("=")[::2] for p in params)
         try:
-            acceptable = float(q) > 0
+            q = float(options.get("q", "1"))
         except ValueError:
             continue
-        if name.lower() in ("gzip", "x-gzip", "*") and acceptable:
-            return True
-    return False
+        if q > 0:
+            yield name.lower(), options, q
 
 
 GROUPS: tuple[Group[Any], ...] = (
