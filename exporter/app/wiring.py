@@ -26,7 +26,14 @@ from exporter.persist.backends import Backend
 from exporter.persist.checkpointing import Checkpointer
 from exporter.store.caching import ObjectCache
 from exporter.store.owners import OwnerIndex
-from exporter.store.projecting import project_cronjob, project_job, project_pod
+from exporter.store.projecting import (
+    CronJobShape,
+    JobShape,
+    PodShape,
+    project_cronjob,
+    project_job,
+    project_pod,
+)
 from exporter.store.records import CronJob, Job, Pod
 from exporter.track.runs import RunTracker
 from exporter.track.slots import SlotTracker
@@ -147,9 +154,9 @@ class Exporter:
         """One watcher per resource and namespace scope."""
         s = self.settings
         sinks: list[tuple[Endpoint, ObjectCache[Any]]] = [
-            (Endpoint(Resource.JOBS, "/apis/batch/v1"), self.jobs),
-            (Endpoint(Resource.CRONJOBS, "/apis/batch/v1"), self.cronjobs),
-            (Endpoint(Resource.PODS, "/api/v1", s.pod_label_selector), self.pods),
+            (Endpoint(Resource.JOBS, "/apis/batch/v1", shape=JobShape), self.jobs),
+            (Endpoint(Resource.CRONJOBS, "/apis/batch/v1", shape=CronJobShape), self.cronjobs),
+            (Endpoint(Resource.PODS, "/api/v1", s.pod_label_selector, PodShape), self.pods),
         ]
         excluded = ",".join(f"metadata.namespace!={ns}" for ns in s.exclude_namespaces)
         return [

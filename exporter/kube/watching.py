@@ -35,7 +35,7 @@ import aiohttp
 
 from exporter.health.state import ErrorKind, Failure, Health, Resource, RestartReason
 from exporter.kube.connecting import CONNECT_TIMEOUT_SECONDS, Connection
-from exporter.kube.decoding import BadPage, Page, decode_page
+from exporter.kube.decoding import BadPage, Decoder, Page
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ class Endpoint:
     api: str
     """``/api/v1`` or ``/apis/<group>/<version>``."""
     label_selector: str | None = None
+    shape: type[Any] | None = None
+    """The fields the sink reads (a TypedDict, see :class:`~exporter.kube.decoding.Decoder`);
+    None decodes whole objects."""
 
 
 class Gone(Exception):
@@ -163,6 +166,7 @@ class Watcher:
         )
         self._backoff = backoff
         self._sleep = sleep
+        self._decoder = Decoder(endpoint.shape)
         plural = endpoint.resource.value
         ns = f"/namespaces/{namespace}" if namespace else ""
         self._url = f"{connection.host}{endpoint.api}{ns}/{plural}"
@@ -256,7 +260,7 @@ class Watcher:
     async def _page(self, resp: aiohttp.ClientResponse) -> Page:
         """One LIST page; a body that is not a LIST at all is a failed request."""
         try:
-            page = decode_page(await resp.read())
+            page = self._decoder.page(await resp.read())
         except BadPage as exc:
             self._health.count(ErrorKind.BAD_RESPONSE)
             raise ApiError(resp.status, f"LIST response is not a JSON list: {exc}") from None
@@ -324,7 +328,7 @@ class Watcher:
         if not line.strip():
             return
         try:
-            event = json.loads(line)
+            event = self._decoder.event(line)
             kind, obj = event["type"], event["object"]
             if not isinstance(obj, dict):
                 raise TypeError("object is not a mapping")

@@ -9,6 +9,14 @@ half-trusted: every layer behind the edge can rely on its records (counts are sm
 non-negative, times are sane, every string encodes). Absent optional fields are fine and
 become None/0/"".
 
+Each projection declares the fields it reads as a *shape* (:class:`JobShape`, :class:`PodShape`,
+:class:`CronJobShape`): nested TypedDicts the watchers hand to msgspec, so a LIST page or watch
+event is decoded into dicts of those fields only and the rest (a Pod's spec, most of
+``managedFields``) is skipped in C, never built as Python objects. Leaves are ``Any``: the checks
+stay here, in one place, with their messages. A body that does not fit a shape is decoded in
+full and projected as usual, so a shape only ever changes speed, never a record or a verdict
+(tests/store/test_projecting.py holds both paths equal).
+
 Annotations are the exception: people write them, so an unusable threshold or scheduled-time
 annotation is ignored (thresholds are reported as ``bad_annotation``), never a reason to drop
 the object. Values that need parsing are parsed here, once per change of the object:
@@ -19,7 +27,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from exporter.cron.grammar import parse_cached
 from exporter.cron.schedule import InvalidSchedule
@@ -42,6 +50,132 @@ MAX_TEXT = 1024
 """Other strings that become label values (reasons, schedules, phases)."""
 LATEST = 32503680000.0
 """3000-01-01T00:00:00Z: no later timestamp can come from a running cluster."""
+
+
+class _OwnerReference(TypedDict, total=False):
+    kind: Any
+    name: Any
+    uid: Any
+    controller: Any
+
+
+_SuspendField = TypedDict("_SuspendField", {"f:suspend": Any}, total=False)
+_SpecFields = TypedDict("_SpecFields", {"f:spec": _SuspendField}, total=False)
+
+
+class _ManagedFields(TypedDict, total=False):
+    subresource: Any
+    time: Any
+    fieldsV1: _SpecFields
+
+
+class _Metadata(TypedDict, total=False):
+    uid: Any
+    name: Any
+    namespace: Any
+    generateName: Any
+    creationTimestamp: Any
+    deletionTimestamp: Any
+    resourceVersion: Any
+    """Not projected: where a watch resumes (kube.watching reads it)."""
+    ownerReferences: list[_OwnerReference]
+
+
+class _WorkloadMetadata(_Metadata, total=False):
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    managedFields: list[_ManagedFields]
+
+
+class _Condition(TypedDict, total=False):
+    type: Any
+    status: Any
+    reason: Any
+    lastTransitionTime: Any
+
+
+class _JobSpec(TypedDict, total=False):
+    suspend: Any
+    completions: Any
+    parallelism: Any
+    backoffLimit: Any
+    activeDeadlineSeconds: Any
+
+
+class _JobStatus(TypedDict, total=False):
+    conditions: list[_Condition]
+    startTime: Any
+    completionTime: Any
+    active: Any
+    ready: Any
+    succeeded: Any
+    failed: Any
+    terminating: Any
+
+
+class JobShape(TypedDict, total=False):
+    """The fields of a Job that :func:`project_job` reads."""
+
+    metadata: _WorkloadMetadata
+    spec: _JobSpec
+    status: _JobStatus
+
+
+class _CronJobSpec(TypedDict, total=False):
+    schedule: Any
+    timeZone: Any
+    concurrencyPolicy: Any
+    suspend: Any
+    startingDeadlineSeconds: Any
+
+
+class _CronJobStatus(TypedDict, total=False):
+    active: Any
+    lastScheduleTime: Any
+    lastSuccessfulTime: Any
+
+
+class CronJobShape(TypedDict, total=False):
+    """The fields of a CronJob that :func:`project_cronjob` reads."""
+
+    metadata: _WorkloadMetadata
+    spec: _CronJobSpec
+    status: _CronJobStatus
+
+
+class _Started(TypedDict, total=False):
+    startedAt: Any
+
+
+class _Terminated(_Started, total=False):
+    exitCode: Any
+    reason: Any
+
+
+class _ContainerState(TypedDict, total=False):
+    running: _Started
+    terminated: _Terminated
+
+
+class _ContainerStatus(TypedDict, total=False):
+    restartCount: Any
+    state: _ContainerState
+    lastState: _ContainerState
+
+
+class _PodStatus(TypedDict, total=False):
+    phase: Any
+    reason: Any
+    conditions: list[_Condition]
+    initContainerStatuses: list[_ContainerStatus]
+    containerStatuses: list[_ContainerStatus]
+
+
+class PodShape(TypedDict, total=False):
+    """The fields of a Pod that :func:`project_pod` reads."""
+
+    metadata: _Metadata
+    status: _PodStatus
 
 
 class BadObject(ValueError):
