@@ -61,7 +61,7 @@ def fill(e: Exporter, cronjobs: int, jobs: int, pods: int) -> None:
         listing = cache.relist(None)
         for item in items:
             listing.add(item)
-        listing.commit()
+        asyncio.run(listing.commit())
     for j, job in enumerate(listed):  # the running ones finish
         if j % 20 == 7:
             e.jobs.upsert({**job, "status": fleet.finished_status()})

@@ -12,6 +12,7 @@ Run: ``make bench-instructions`` (or ``python -m bench.instructions --jobs 2000 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import shutil
 import subprocess
@@ -58,12 +59,12 @@ def workload(jobs: int, scrapes: int, standby: int = 0) -> None:
 
     exporter = build(Settings(), engine=not standby)
     for cache in (exporter.cronjobs, exporter.jobs, exporter.pods):
-        cache.relist(None).commit()
+        asyncio.run(cache.relist(None).commit())
     bodies = [job(i, phase) for i in range(jobs) for phase in (0, 1, 2)]
     for body in bodies:
         exporter.jobs.upsert(body)
     for _ in range(scrapes):
-        exporter.exposition.scrape(False)
+        asyncio.run(exporter.exposition.scrape(False))
 
 
 def instructions(jobs: int, scrapes: int, standby: int = 0) -> int:

@@ -7,6 +7,7 @@ the figures in docs/performance.md come from it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import platform
@@ -164,7 +165,7 @@ def served_pod(i: int) -> dict[str, Any]:
         "f:metadata": {"f:labels": {f"f:{k}": {} for k in pod["metadata"]["labels"]}},
         "f:spec": {"f:containers": {'k:{"name":"main"}': {f"f:{k}": {} for k in container}}},
     }
-    status = {
+    status: dict[str, Any] = {
         "f:status": {
             "f:conditions": {
                 f'k:{{"type":"{t}"}}': {"f:status": {}, "f:type": {}}
@@ -217,7 +218,7 @@ def bytes_per_object(
     listing = cache.relist(None)
     for body in bodies:
         listing.add(body)
-    listing.commit()
+    asyncio.run(listing.commit())
     del bodies, listing  # the cache must not keep the raw dicts
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
@@ -230,7 +231,7 @@ def scrape_times(exposition: Exposition, scrapes: int, compress: bool) -> list[f
     times = []
     for _ in range(scrapes):
         started = time.perf_counter()
-        exposition.scrape(False, compress)
+        asyncio.run(exposition.scrape(False, compress))
         times.append(time.perf_counter() - started)
     return times
 
@@ -270,17 +271,17 @@ def main() -> None:
     args = parser.parse_args()
 
     exporter = build(Settings())
-    exporter.cronjobs.relist(None).commit()
+    asyncio.run(exporter.cronjobs.relist(None).commit())
     job_bytes = bytes_per_object(job_body, exporter.jobs, args.jobs)
     raw_jobs = [job_body(args.jobs + i) for i in range(2000)]
     pod_bytes = bytes_per_object(pod_body, exporter.pods, args.jobs)
 
-    text = exporter.exposition.scrape(False)
+    text = asyncio.run(exporter.exposition.scrape(False))
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
     assert series > args.jobs, "the batch families are not served: is every resource synced?"
     times = scrape_times(exporter.exposition, args.scrapes, compress=False)
     first_gzip = time.perf_counter()
-    zipped = exporter.exposition.scrape(False, compress=True)
+    zipped = asyncio.run(exporter.exposition.scrape(False, compress=True))
     first_gzip = time.perf_counter() - first_gzip
     gzip_times = scrape_times(exporter.exposition, args.scrapes, compress=True)
     baseline = client_python_seconds(text)

@@ -10,6 +10,7 @@ Run: ``make bench-slots`` (or ``python -m bench.slots --cronjobs 10000``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import heapq
 import random
 import time
@@ -58,8 +59,8 @@ def build_tracker(cronjobs: int, rng: random.Random, clock: dict[str, float]) ->
                 "spec": {"schedule": schedule_mix(i, rng), "timeZone": rng.choice(ZONES)},
             }
         )
-    relist.commit()
-    jobs.relist(None).commit()
+    asyncio.run(relist.commit())
+    asyncio.run(jobs.relist(None).commit())
     return tracker
 
 

@@ -96,7 +96,7 @@ class World:
         """The samples of ``groups`` by (name, labels other than ``identity``)."""
         names = {f.name for group in groups for f in group.all}
         hidden = set(identity)
-        text = self.exporter.exposition.scrape(openmetrics=False).decode()
+        text = asyncio.run(self.exporter.exposition.scrape(openmetrics=False)).decode()
         return {
             (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k not in hidden))): s.value
             for family in text_string_to_metric_families(text)
@@ -110,7 +110,7 @@ def relist(cache: ObjectCache[Any], items: Iterable[dict[str, Any]]) -> None:
     listing = cache.relist(None)
     for item in items:
         listing.add(copy.deepcopy(item))
-    listing.commit()
+    asyncio.run(listing.commit())
 
 
 def every_family(namespace: str = "n") -> World:

@@ -38,8 +38,13 @@ async def report(settings: Settings, output: str, out: TextIO) -> int:
         return UNREACHABLE
     listed = asyncio.Event()
     caches = (exporter.jobs, exporter.cronjobs, exporter.pods)
+
+    async def all_listed() -> None:
+        if all(c.synced for c in caches):
+            listed.set()
+
     for cache in caches:
-        cache.on_synced(lambda: listed.set() if all(c.synced for c in caches) else None)
+        cache.on_synced(all_listed)
     async with conn.session() as session:
         tasks = [asyncio.create_task(w.run()) for w in exporter.watchers(session, conn)]
         try:

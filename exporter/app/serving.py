@@ -96,7 +96,7 @@ class Service:
         """Serve the exposition in the format the ``Accept`` header prefers, gzipped if asked."""
         openmetrics, content_type = negotiate(request.headers.get("Accept", ""))
         compress = wants_gzip(request.headers.get("Accept-Encoding", ""))
-        response = web.Response(body=self._exposition.scrape(openmetrics, compress))
+        response = web.Response(body=await self._exposition.scrape(openmetrics, compress))
         response.headers["Content-Type"] = content_type
         response.headers["Vary"] = "Accept, Accept-Encoding"
         if compress:

@@ -55,7 +55,7 @@ class Listing(Protocol):
     def add(self, raw: RawObject) -> None:
         """Take one listed object."""
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """The LIST is complete: apply it (deleting what it no longer has)."""
 
 
@@ -243,7 +243,7 @@ class Watcher:
                 listing.add(item)
             objects += len(page.items)
             if not page.continue_token:
-                listing.commit()
+                await listing.commit()
                 self._state.failure = None
                 self._backoff.reset()
                 logger.info(

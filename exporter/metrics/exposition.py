@@ -20,6 +20,7 @@ the one on-call cares about most, would be invisible to every rate and increase.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
 import struct
@@ -94,6 +95,9 @@ class Group(Generic[R]):
         return (*self.families, *self.live)
 
 
+COMPRESS_INLINE_BYTES = 256 * 1024
+"""Families smaller than this are compressed on the loop (about 2 ms): a thread hop for each
+would cost more than it spares."""
 GZIP_LEVEL = 6
 """zlib's default: a family is compressed once per change, so the better ratio is cheap."""
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -365,6 +369,8 @@ class RenderedFamilies(Generic[R]):
         self._lines: list[dict[str, bytes]] = [{} for _ in families]
         self._deflated: list[Deflated | None] = [None for _ in families]
         """Each family's lines compressed, kept until one of them changes (None: to do)."""
+        self._edits = [0 for _ in families]
+        """Changes per family: a compression that a change overtook is not kept."""
         self._live_lines: list[dict[str, tuple[bytes, R]]] = [{} for _ in group.live]
         """Per live family: UID -> (``name{labels} `` prefix, record)."""
 
@@ -378,7 +384,7 @@ class RenderedFamilies(Generic[R]):
             if old is not None:
                 for i, lines in enumerate(self._lines):
                     if lines.pop(old.uid, None) is not None:
-                        self._deflated[i] = None
+                        self._edited(i)
                 for live in self._live_lines:
                     live.pop(old.uid, None)
                 self.births.forget(old.uid)
@@ -407,9 +413,9 @@ class RenderedFamilies(Generic[R]):
             if text:
                 if lines.get(new.uid) != text:
                     lines[new.uid] = text
-                    self._deflated[i] = None
+                    self._edited(i)
             elif lines.pop(new.uid, None) is not None:
-                self._deflated[i] = None
+                self._edited(i)
         for prefix, live in zip(prefixes, self._live_lines, strict=True):
             if prefix is not None:
                 live[new.uid] = (prefix, new)
@@ -441,19 +447,30 @@ class RenderedFamilies(Generic[R]):
                 with self._health.contained(ErrorKind.INTERNAL, "rendering", uid):
                     self.changed(None, record)
 
-    def write(self, body: Body, openmetrics: bool = False) -> None:
-        """Write every family (header, then each record's lines) to ``body``."""
+    def _edited(self, i: int) -> None:
+        self._deflated[i] = None
+        self._edits[i] += 1
+
+    async def write(self, body: Body, openmetrics: bool = False) -> None:
+        """Write every family (header, then each record's lines) to ``body``.
+
+        It yields to the loop after each family, and compresses a changed family in a thread
+        (zlib lets go of the GIL): at L the Job families are tens of MiB, and a churning
+        cluster changes them between any two scrapes. Each family is written as it was when
+        the scrape reached it.
+        """
         self._mature(self._clock())
         heads = self._headers[openmetrics]
         for i, (head, lines) in enumerate(zip(heads, self._lines, strict=True)):
             head.write(body)
             if not body.compress:
                 body.write(b"".join(lines.values()))
-                continue
-            piece = self._deflated[i]
-            if piece is None:
-                piece = self._deflated[i] = Deflated.of(b"".join(lines.values()))
-            body.write_deflated(piece)
+            else:
+                piece = self._deflated[i]
+                if piece is None:
+                    piece = await self._compress(i, b"".join(lines.values()))
+                body.write_deflated(piece)
+            await asyncio.sleep(0)
         now = self._clock()
         for head, family, live in zip(
             self._live_headers[openmetrics], self._group.live, self._live_lines, strict=True
@@ -468,6 +485,17 @@ class RenderedFamilies(Generic[R]):
             except Exception:  # a bug in one value: find it, and lose only its line
                 text = b"".join(self._live_line(family, p, r, now) for p, r in live.values())
             body.write(text)
+
+    async def _compress(self, i: int, plain: bytes) -> Deflated:
+        """Family ``i`` compressed, in a thread when large; kept unless a change overtook it."""
+        edits = self._edits[i]
+        if len(plain) < COMPRESS_INLINE_BYTES:
+            piece = Deflated.of(plain)
+        else:
+            piece = await asyncio.to_thread(Deflated.of, plain)
+        if self._edits[i] == edits:
+            self._deflated[i] = piece
+        return piece
 
     def _live_line(self, family: LiveFamily[R], prefix: bytes, record: R, now: float) -> bytes:
         """One clock-dependent sample; a value that cannot be computed loses only its line."""

@@ -147,10 +147,10 @@ class Renderers:
         for group, renderer in self.by_group.items():
             renderer.births.born.update(births.get(group.families[0].name, {}))
 
-    def write(self, body: Body, openmetrics: bool) -> None:
+    async def write(self, body: Body, openmetrics: bool) -> None:
         """Write every group's families."""
         for renderer in self.by_group.values():
-            renderer.write(body, openmetrics)
+            await renderer.write(body, openmetrics)
 
 
 class Exposition:
@@ -166,15 +166,17 @@ class Exposition:
         self._registry = registry
         self._health = health
 
-    def scrape(self, openmetrics: bool, compress: bool = False) -> bytes:
+    async def scrape(self, openmetrics: bool, compress: bool = False) -> bytes:
         """The whole exposition body in the text format, or OpenMetrics when asked.
 
-        Gzipped when ``compress``: unchanged families reuse their compressed fragments.
+        Gzipped when ``compress``: unchanged families reuse their compressed fragments. The
+        renderers yield to the loop between families, so leadership and sync are checked once,
+        at the start: a term that ends during a scrape (milliseconds) still finishes it.
         """
         started = time.perf_counter()
         out = Body(compress)
         if self.renderers is not None and self._health.synced and self._health.leading():
-            self.renderers.write(out, openmetrics)
+            await self.renderers.write(out, openmetrics)
         fmt = openmetrics_format if openmetrics else text_format
         out.write(fmt.generate_latest(self._registry))
         body = out.finish()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from exporter.health.state import ErrorKind, Health, Resource
@@ -41,11 +41,30 @@ class Record(Protocol):
         """``metadata.namespace``: the relist scope."""
 
 
-REPLAY_BATCH = 1000
-"""Records replayed between two yields to the event loop (about 30 ms of subscriber work)."""
+REPLAY_BATCH = 500
+"""Records published between two yields to the event loop by a replay or a relist commit.
+
+Subscribers spend 15-60 us per record (rendering, tracking), so a batch holds the loop for at
+most about 30 ms: probes, Lease renewals and the other watchers go on during a long commit.
+"""
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 Subscriber = Callable[[R | None, R | None], None]
+Hook = Callable[[], Awaitable[None]]
+"""An on-synced hook: a coroutine, so that long start-up work can yield to the loop."""
+
+
+async def batches(items: Iterable[T]) -> AsyncIterator[T]:
+    """``items``, yielding to the event loop after every :data:`REPLAY_BATCH` of them.
+
+    For loops over every record that run in one go (a relist commit, a tracker's start-up):
+    at L a single such loop held the loop for seconds.
+    """
+    for n, item in enumerate(items, 1):
+        yield item
+        if n % REPLAY_BATCH == 0:
+            await asyncio.sleep(0)
 
 
 class Publisher(Generic[R]):
@@ -94,7 +113,7 @@ class ObjectCache(Generic[R]):
         self._state = health[resource]
         self._reported_bad = health.reported.setdefault(ErrorKind.BAD_OBJECT, set())
         """The bad objects reported already (the health's own set, kept at hand)."""
-        self._on_synced: list[Callable[[], None]] = []
+        self._on_synced: list[Hook] = []
         self._pending_scopes = set(scopes)
         self._unreplayed: set[str] = set()
         """UIDs a running :meth:`replay` has yet to tell the subscribers about."""
@@ -109,8 +128,8 @@ class ObjectCache(Generic[R]):
         """Call ``subscriber(old, new)`` on every change from now on."""
         self._changes.subscribe(subscriber)
 
-    def on_synced(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` once, right after the first full LIST of every scope.
+    def on_synced(self, callback: Hook) -> None:
+        """Await ``callback()`` once, right after the first full LIST of every scope.
 
         Trackers use it to tell objects that existed at start-up (history before we watched)
         from changes they see happen.
@@ -132,17 +151,15 @@ class ObjectCache(Generic[R]):
         self._unreplayed = set(order)
         self._replaying = True
         try:
-            for start in range(0, len(order), REPLAY_BATCH):
-                for uid in order[start : start + REPLAY_BATCH]:
-                    if uid in self._unreplayed:
-                        self._unreplayed.discard(uid)
-                        self._changes.notify(None, self.records[uid])
-                await asyncio.sleep(0)
+            async for uid in batches(order):
+                if uid in self._unreplayed:
+                    self._unreplayed.discard(uid)
+                    self._changes.notify(None, self.records[uid])
         finally:
             self._unreplayed = set()
             self._replaying = False
         if self.synced:
-            self._run_on_synced()
+            await self._run_on_synced()
 
     def detach(self) -> None:
         """Forget every subscriber and on-synced hook (a leader's trackers, at the term's end)."""
@@ -215,22 +232,31 @@ class ObjectCache(Generic[R]):
         if old is None:
             self._state.objects = len(self.records)
 
-    def _finish_relist(self, scope: str | None, fresh: dict[str, R], listed: set[str]) -> None:
+    async def _finish_relist(
+        self, scope: str | None, fresh: dict[str, R], listed: set[str]
+    ) -> None:
+        """Apply a complete LIST, yielding to the loop between batches of records.
+
+        Meanwhile only other resources and other scopes change (this scope's watcher is the
+        one awaiting), so what is applied is never overtaken by a newer event of its own; a
+        scrape in between sees each record either as it was or as listed.
+        """
         vanished = [
             uid
             for uid, rec in self.records.items()
             if uid not in fresh and uid not in listed and (scope is None or rec.namespace == scope)
         ]
-        for uid in vanished:
-            self._notify(self.records.pop(uid), None)
-        for record in fresh.values():
+        async for uid in batches(vanished):
+            if (old := self.records.pop(uid, None)) is not None:
+                self._notify(old, None)
+        async for record in batches(fresh.values()):
             self._put(record)
         self._state.objects = len(self.records)
         was_synced = self.synced
         self._pending_scopes.discard(scope)
         self._state.synced = self.synced
         if self.synced and not was_synced and not self._replaying:
-            self._run_on_synced()  # during a replay, the replay runs them when it is done
+            await self._run_on_synced()  # during a replay, the replay runs them when it is done
         if vanished:
             logger.info(
                 "relist of %s removed %d objects deleted during the gap",
@@ -238,11 +264,11 @@ class ObjectCache(Generic[R]):
                 len(vanished),
             )
 
-    def _run_on_synced(self) -> None:
+    async def _run_on_synced(self) -> None:
         for callback in self._on_synced:
             name = getattr(callback, "__qualname__", "start-up hook")
             with self._health.contained(ErrorKind.SUBSCRIBER, name, self.resource):
-                callback()
+                await callback()
 
 
 class Relist(Generic[R]):
@@ -266,9 +292,9 @@ class Relist(Generic[R]):
         elif (uid := uid_of(raw)) is not None:
             self._bad.add(uid)
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Diff against the cache: deletions for vanished objects, upserts for the rest."""
-        self._cache._finish_relist(self._scope, self._fresh, self._bad)
+        await self._cache._finish_relist(self._scope, self._fresh, self._bad)
 
 
 def _where(raw: object) -> str:

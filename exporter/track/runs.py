@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 from exporter.health.histogram import Histogram
 from exporter.health.state import ErrorKind, Health
-from exporter.store.caching import ObjectCache, Publisher, Subscriber
+from exporter.store.caching import ObjectCache, Publisher, Subscriber, batches
 from exporter.store.owners import OwnerIndex
 from exporter.store.records import ByOwner, CronJob, Job, OwnerKey, Pod
 from exporter.store.thresholds import NONE, Thresholds
@@ -311,7 +311,7 @@ class RunTracker:
         pods.subscribe(self.pod_changed)
         jobs.on_synced(self.jobs_synced)
         pods.on_synced(self.pods_synced)
-        cronjobs.on_synced(lambda: self._reconcile("cronjobs"))
+        cronjobs.on_synced(self.cronjobs_synced)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def snapshot(self) -> RunsState:
@@ -502,16 +502,19 @@ class RunTracker:
             self._set_thresholds(h, new.thresholds, f"CronJob {new.namespace}/{new.name}")
 
     # -- Jobs ---------------------------------------------------------------------------------
-    def jobs_synced(self) -> None:
+    async def jobs_synced(self) -> None:
         """Replay Jobs that had finished before we started, oldest end first.
 
         Without a checkpoint they feed the ``last_*`` gauges only: a restart must not look
         like a burst of runs. After one, those the checkpoint did not know finished while
-        the exporter was away, and are counted like any run.
+        the exporter was away, and are counted like any run. It yields to the loop between
+        batches (30,000 finished Jobs take about a second); Jobs are live from its first
+        line, so no Job joins the replay meanwhile, and a Job listed finished stays finished.
         """
         self._jobs_live = True
         restored = self._restored
-        for job in sorted(self._startup_finished, key=lambda j: j.end or j.created or 0.0):
+        by_end = sorted(self._startup_finished, key=lambda j: j.end or j.created or 0.0)
+        async for job in batches(by_end):
             with self._health.contained(ErrorKind.SUBSCRIBER, "run start-up", job.uid):
                 if restored is not None and job.uid not in restored.finished:
                     self._finish(job, job.outcome, job.reason, job.end)
@@ -655,8 +658,12 @@ class RunTracker:
         elif result == "failed":
             h.failed(end)
 
+    async def cronjobs_synced(self) -> None:
+        """The CronJob LIST is done: reconcile with the checkpoint once Jobs are too."""
+        self._reconcile("cronjobs")
+
     # -- Pods ---------------------------------------------------------------------------------
-    def pods_synced(self) -> None:
+    async def pods_synced(self) -> None:
         """From now on pod failures and restarts are changes we saw happen."""
         self._pods_live = True
         self._end_baseline()

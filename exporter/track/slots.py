@@ -26,6 +26,7 @@ an event; here it gets one warning per change and ``errors_total{kind="bad_sched
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import re
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from exporter.cron.schedule import Schedule
 from exporter.health.histogram import Histogram
 from exporter.health.state import ErrorKind, Health
-from exporter.store.caching import ObjectCache, Publisher, Subscriber
+from exporter.store.caching import ObjectCache, Publisher, Subscriber, batches
 from exporter.store.records import CronJob, Job
 from exporter.store.thresholds import MISSED_GRACE
 
@@ -189,6 +190,9 @@ class SlotTracker:
         self._seq = 0
         self._live = False
         self._synced: set[str] = set()
+        self._unstarted: set[CronKey] = set()
+        """CronJobs the yielding start-up has yet to reach; a change reaching one first starts
+        it (see :meth:`_start`)."""
         self._changes: Publisher[CronSlots] = Publisher("cronjob slots", health)
         self._kept: dict[CronKey, KeptSlots] = {}
         """Restored from a checkpoint, until the CronJob is listed."""
@@ -254,8 +258,8 @@ class SlotTracker:
         """Subscribe to the Job and CronJob caches; decide slots once both are listed."""
         cronjobs.subscribe(self.cronjob_changed)
         jobs.subscribe(self.job_changed)
-        jobs.on_synced(lambda: self._listed("jobs"))
-        cronjobs.on_synced(lambda: self._listed("cronjobs"))
+        jobs.on_synced(functools.partial(self._listed, "jobs"))
+        cronjobs.on_synced(functools.partial(self._listed, "cronjobs"))
 
     def subscribe(self, subscriber: Subscriber[CronSlots]) -> None:
         """Call ``subscriber(old, new)`` when a CronJob's slot state changes.
@@ -267,18 +271,24 @@ class SlotTracker:
         self._changes.subscribe(subscriber)
 
     # -- events -----------------------------------------------------------------------------
-    def _listed(self, resource: str) -> None:
+    async def _listed(self, resource: str) -> None:
+        """Once Jobs and CronJobs are listed, decide every CronJob's slots and publish it.
+
+        It yields to the loop between batches and is live from its first line: a change to
+        a CronJob it has yet to reach starts that CronJob first (:meth:`_start`), one deleted
+        meanwhile is skipped, one created meanwhile is new, as after start-up.
+        """
         self._synced.add(resource)
         if self._synced == {"jobs", "cronjobs"} and not self._live:
             self._live = True
             self._early.clear()  # Jobs whose CronJob is gone: no slot to credit
             self._kept.clear()  # CronJobs deleted while the exporter was away
             now = self._clock()
-            for key, state in self.crons.items():
-                with self._health.contained(ErrorKind.SUBSCRIBER, "slot start-up", "/".join(key)):
-                    self._backfill_cap(state, now)
-                    self._resolve(key, state, now)
-                self._changes.notify(None, state)
+            order = list(self.crons)
+            self._unstarted = set(order)
+            async for key in batches(order):
+                if key in self._unstarted:
+                    self._start(key, self.crons[key], now)
             missed = sum(sum(s.missed.values()) for s in self.crons.values())
             logger.info(
                 "schedule tracking started: %d CronJobs, %d slots missed since their last schedule",
@@ -286,11 +296,20 @@ class SlotTracker:
                 missed,
             )
 
+    def _start(self, key: CronKey, state: CronSlots, now: float) -> None:
+        """Start-up for one CronJob: cap its backfill, decide its slots, publish it."""
+        self._unstarted.discard(key)
+        with self._health.contained(ErrorKind.SUBSCRIBER, "slot start-up", "/".join(key)):
+            self._backfill_cap(state, now)
+            self._resolve(key, state, now)
+        self._changes.notify(None, state)
+
     def cronjob_changed(self, old: CronJob | None, new: CronJob | None) -> None:
         """Create, update (suspension, schedule change) or drop a CronJob's slot state."""
         now = self._clock()
         if new is None:
             if old is not None:
+                self._unstarted.discard((old.namespace, old.name))
                 state = self.crons.pop((old.namespace, old.name), None)
                 if state is not None:
                     self._changes.notify(state, None)
@@ -320,6 +339,8 @@ class SlotTracker:
                 state.grace = self._grace(new)
             state.cj = new
         if self._live:
+            if key in self._unstarted:
+                self._start(key, state, now)
             self._resolve(key, state, now)
             # not before: see subscribe()
             self._changes.notify(None, state)
@@ -352,6 +373,8 @@ class SlotTracker:
             created, _ = state.runs.get(job.uid, (job.created or now, None))
             state.runs[job.uid] = (created, job.end or now)
         if self._live:
+            if key in self._unstarted:
+                self._start(key, state, now)
             self._resolve(key, state, now)
 
     def _add_job(self, state: CronSlots, job: Job, observe_lag: bool) -> None:

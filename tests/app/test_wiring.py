@@ -6,6 +6,8 @@ standby's caches into it, which must amount to what a restarted exporter's first
 
 from __future__ import annotations
 
+import asyncio
+
 from exporter.metrics.registry import GROUPS
 from tests.builders import complete, cronjob, failed, running
 from tests.persist.test_checkpointing import Memory, checkpoint, counted, exporter
@@ -33,7 +35,7 @@ def test_a_standby_serves_no_batch_series_and_takes_over_where_the_leader_was() 
         w.now += 100
         w.jobs.upsert(complete(end=1150, name="backup-b", uid="b"))
     assert counted(leader, "succeeded", "CompletionsReached") == 1
-    text = standby.exporter.exposition.scrape(openmetrics=False).decode()
+    text = asyncio.run(standby.exporter.exposition.scrape(openmetrics=False)).decode()
     assert "kube_batch_runs_total" not in text and "kube_batch_cronjob_info" not in text
     assert "kube_batch_exporter_leader 1.0" in text  # not elected: it would export
 

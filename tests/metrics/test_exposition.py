@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 import gzip
 import math
 import random
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.health.histogram import Histogram
 from exporter.health.state import ErrorKind, Health
-from exporter.metrics import runs
+from exporter.metrics import exposition, runs
 from exporter.metrics.exposition import (
     Body,
     Deflated,
@@ -120,7 +122,7 @@ def test_a_live_value_that_fails_loses_only_its_own_line(caplog: pytest.LogCaptu
         renderer.changed(None, Thing(uid))
     for _ in range(2):
         body = Body()
-        renderer.write(body)
+        asyncio.run(renderer.write(body))
     assert body.finish().decode().splitlines()[2:] == [
         't_seconds{thing="a"} 1',
         't_seconds{thing="b"} 1',
@@ -189,7 +191,7 @@ def test_a_gzip_scrape_compresses_only_the_families_that_changed(
 ) -> None:
     w = World()
     w.start(jobs=[running(name="a", uid="a"), running(name="b", uid="b")])
-    w.exporter.exposition.scrape(False, compress=True)
+    asyncio.run(w.exporter.exposition.scrape(False, compress=True))
     made = []
     real = zlib.compressobj
 
@@ -198,14 +200,42 @@ def test_a_gzip_scrape_compresses_only_the_families_that_changed(
         return real(*args)
 
     monkeypatch.setattr("exporter.metrics.exposition.zlib.compressobj", counted)
-    unchanged = w.exporter.exposition.scrape(False, compress=True)
+    unchanged = asyncio.run(w.exporter.exposition.scrape(False, compress=True))
     quiet = len(made)  # the clock-dependent families and the self-metrics only
     w.jobs.upsert(complete(name="a", uid="a"))
-    changed = w.exporter.exposition.scrape(False, compress=True)
+    changed = asyncio.run(w.exporter.exposition.scrape(False, compress=True))
     assert quiet < len(made) - quiet  # a Job's families, recompressed
 
     def batch(body: bytes) -> list[bytes]:
         return [line for line in body.splitlines() if line.startswith(b"kube_batch_job")]
 
     assert batch(gzip.decompress(changed)) != batch(gzip.decompress(unchanged))
-    assert batch(gzip.decompress(changed)) == batch(w.exporter.exposition.scrape(False))
+    assert batch(gzip.decompress(changed)) == batch(
+        asyncio.run(w.exporter.exposition.scrape(False))
+    )
+
+
+def test_a_compression_that_a_change_overtook_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exposition, "COMPRESS_INLINE_BYTES", 0)  # every family in a thread
+    w = World()
+    w.start(jobs=[running(name="a", uid="a")])
+    threaded = asyncio.to_thread
+
+    async def change_meanwhile(fn: Callable[[bytes], Any], plain: bytes) -> Any:
+        piece = await threaded(fn, plain)
+        if plain.startswith(b"kube_batch_job_state{"):  # the Job ends while its state is away
+            w.jobs.upsert(complete(name="a", uid="a"))
+        return piece
+
+    monkeypatch.setattr(asyncio, "to_thread", change_meanwhile)
+    asyncio.run(w.exporter.exposition.scrape(False, compress=True))
+    monkeypatch.setattr(asyncio, "to_thread", threaded)
+    after = gzip.decompress(asyncio.run(w.exporter.exposition.scrape(False, compress=True)))
+    plain = asyncio.run(w.exporter.exposition.scrape(False))
+
+    def batch(body: bytes) -> list[bytes]:  # not the self-metrics, which count scrapes
+        return [line for line in body.splitlines() if line.startswith(b"kube_batch_job_state")]
+
+    assert batch(after) == batch(plain) and b'state="succeeded"} 1' in b"".join(batch(after))

@@ -8,6 +8,7 @@ which needs a timestamp on every sample, so one is appended for the check.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from pathlib import Path
@@ -23,7 +24,7 @@ def promtool() -> str:
 
 
 def scrape(openmetrics: bool) -> bytes:
-    return every_family(HOSTILE).exporter.exposition.scrape(openmetrics)
+    return asyncio.run(every_family(HOSTILE).exporter.exposition.scrape(openmetrics))
 
 
 def test_promtool_finds_nothing_to_lint_in_the_text_format() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ NOW = 1767225600.0  # 2026-01-01T00:00:00Z
 
 def scrape(renderer: RenderedFamilies[Any]) -> str:
     body = Body()
-    renderer.write(body)
+    asyncio.run(renderer.write(body))
     return body.finish().decode()
 
 
@@ -315,6 +316,6 @@ def test_a_poisoned_object_never_reaches_a_scrape() -> None:
     fine = {**RUNNING_JOB, "metadata": {**RUNNING_JOB["metadata"], "uid": "u2"}}
     w.start(jobs=[poisoned, fine])
     for openmetrics, parse in ((False, text), (True, om)):
-        body = w.exporter.exposition.scrape(openmetrics).decode()
+        body = asyncio.run(w.exporter.exposition.scrape(openmetrics)).decode()
         states = [s for f in parse(body) for s in f.samples if s.name == "kube_batch_job_state"]
         assert {s.labels["namespace"] for s in states} == {"ops"}

@@ -25,12 +25,12 @@ def test_relist_of_one_scope_only_deletes_in_that_scope(recorder: Recorder, heal
         relist = cache.relist(scope)
         for name in names:
             relist.add(raw(name, scope))
-        relist.commit()
+        asyncio.run(relist.commit())
     assert cache.synced and health[Resource.JOBS].objects == 3
 
     relist = cache.relist("a")
     relist.add(raw("x", "a"))
-    relist.commit()
+    asyncio.run(relist.commit())
     assert recorder.deleted() == ["y"]
     assert sorted(r.name for r in cache.records.values()) == ["x", "z"]
 
@@ -103,7 +103,7 @@ def test_a_relist_does_not_take_a_listed_bad_object_for_deleted(
     cache.upsert(raw("y", active=1))
     relist = cache.relist(None)
     relist.add(bad("x"))
-    relist.commit()
+    asyncio.run(relist.commit())
     assert recorder.deleted() == ["y"]  # only what the list no longer has
     assert sorted(cache.records) == ["a-x"]
 
@@ -115,11 +115,11 @@ def test_deleting_a_bad_object_removes_it(recorder: Recorder, health: Health) ->
     assert recorder.deleted() == ["x"] and not cache.records
 
 
-def listed(cache: ObjectCache[Any], scope: str | None, *names: str) -> None:
+async def listed(cache: ObjectCache[Any], scope: str | None, *names: str) -> None:
     relist = cache.relist(scope)
     for name in names:
         relist.add(raw(name, scope or "a"))
-    relist.commit()
+    await relist.commit()
 
 
 def late_follower(cache: ObjectCache[Any]) -> tuple[Recorder, list[int]]:
@@ -128,7 +128,11 @@ def late_follower(cache: ObjectCache[Any]) -> tuple[Recorder, list[int]]:
     late, hooks = Recorder(), []
     cache.detach()
     cache.subscribe(late)
-    cache.on_synced(lambda: hooks.append(len(late.changes)))
+
+    async def hook() -> None:
+        hooks.append(len(late.changes))
+
+    cache.on_synced(hook)
     return late, hooks
 
 
@@ -138,7 +142,7 @@ def names(changes: list[tuple[Any, Any]]) -> list[tuple[str | None, str | None]]
 
 def test_a_late_follower_sees_the_cache_as_a_first_list(recorder: Recorder, health: Health) -> None:
     cache = cache_with(recorder, health, project_job)
-    listed(cache, None, "x", "y", "z")
+    asyncio.run(listed(cache, None, "x", "y", "z"))
     late, hooks = late_follower(cache)
     asyncio.run(cache.replay())
     assert names(late.changes) == [(None, "x"), (None, "y"), (None, "z")]
@@ -152,7 +156,7 @@ def test_changes_during_a_replay_reach_the_late_follower_once(
 ) -> None:
     monkeypatch.setattr(caching, "REPLAY_BATCH", 2)
     cache = cache_with(recorder, health, project_job)
-    listed(cache, None, *(f"x{i}" for i in range(6)))
+    asyncio.run(listed(cache, None, *(f"x{i}" for i in range(6))))
     late, hooks = late_follower(cache)
 
     async def scenario() -> None:
@@ -177,15 +181,37 @@ def test_a_first_list_that_completes_during_a_replay_runs_the_hooks_after_it(
 ) -> None:
     monkeypatch.setattr(caching, "REPLAY_BATCH", 1)
     cache = cache_with(recorder, health, project_job, scopes=("a", "b"))
-    listed(cache, "a", "x", "y", "z")
+    asyncio.run(listed(cache, "a", "x", "y", "z"))
     late, hooks = late_follower(cache)
 
     async def scenario() -> None:
         replay = asyncio.create_task(cache.replay())
         await asyncio.sleep(0)
-        listed(cache, "b", "w")  # the last scope's first LIST: synced now
+        await listed(cache, "b", "w")  # the last scope's first LIST: synced now
         assert cache.synced and hooks == []  # not while records are still to be told
         await replay
 
     asyncio.run(scenario())
     assert hooks == [4] and len(late.changes) == 4
+
+
+def test_a_relist_commit_yields_to_the_loop_between_batches(
+    recorder: Recorder, health: Health, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(caching, "REPLAY_BATCH", 2)
+    cache = cache_with(recorder, health, project_job, scopes=("a", "b"))
+    asyncio.run(listed(cache, "b", "kept"))
+    seen: list[int] = []
+
+    async def scenario() -> None:
+        commit = asyncio.create_task(listed(cache, "a", *(f"x{i}" for i in range(5))))
+        while not commit.done():
+            seen.append(len(recorder.changes))
+            cache.upsert(raw("kept", "b", active=len(seen)))  # another scope's watcher goes on
+            await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    # "kept" listed; then per turn one "kept" change and a batch of 2 listed records; 3 turns
+    assert seen == [1, 4, 7]
+    assert sorted(r.name for r in cache.records.values()) == ["kept", *(f"x{i}" for i in range(5))]
+    assert cache.synced and health[Resource.JOBS].objects == 6

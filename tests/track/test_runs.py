@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -382,7 +383,7 @@ def test_counters_render_openmetrics_headers() -> None:
     w.start()
     w.jobs.upsert(running())
     w.jobs.upsert(complete())
-    text = w.exporter.exposition.scrape(openmetrics=True).decode()
+    text = asyncio.run(w.exporter.exposition.scrape(openmetrics=True)).decode()
     assert "# TYPE kube_batch_runs counter" in text
     assert "# TYPE kube_batch_run_duration_seconds histogram" in text
 

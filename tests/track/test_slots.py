@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from exporter.health.state import ErrorKind
 from exporter.metrics import slots
+from exporter.store import caching
 from exporter.store.projecting import project_cronjob
 from exporter.track.slots import EARLY_KEEP_SECONDS
 from tests.builders import cronjob
@@ -143,10 +145,10 @@ def test_nothing_is_exposed_before_both_lists_completed() -> None:
     w = World(now=1000)
     relist = w.cronjobs.relist(None)
     relist.add(cronjob())
-    relist.commit()
+    asyncio.run(relist.commit())
     assert metrics(w) == {}  # a restart must not show 0 before the back-fill
-    w.pods.relist(None).commit()
-    w.jobs.relist(None).commit()
+    asyncio.run(w.pods.relist(None).commit())
+    asyncio.run(w.jobs.relist(None).commit())
     assert missed(w)["not_started"] == 2
 
 
@@ -294,3 +296,35 @@ def test_cronjobs_the_edge_refuses_leave_the_others_their_back_fill() -> None:
     w.start([year_9999, digits, cronjob()])
     assert missed(w)["not_started"] == 2  # "backup": slots 300 and 600
     assert +w.health.errors == {ErrorKind.BAD_OBJECT: 2}
+
+
+def test_cronjobs_changed_or_deleted_while_the_start_up_yields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(caching, "REPLAY_BATCH", 1)  # a yield after every CronJob
+    w = World(now=60 * 1000)
+    bodies = []
+    for name in ("a", "b", "c"):
+        body = cronjob("* * * * *", last=0)
+        body["metadata"] = {**body["metadata"], "name": name, "uid": name}
+        bodies.append(body)
+
+    async def scenario() -> None:
+        for cache, items in ((w.cronjobs, bodies), (w.pods, [])):
+            listing = cache.relist(None)
+            for body in items:
+                listing.add(body)
+            await listing.commit()
+        start_up = asyncio.create_task(w.jobs.relist(None).commit())
+        await asyncio.sleep(0)  # "a" is started, then the start-up yields
+        w.cronjobs.upsert({**bodies[1], "spec": {**bodies[1]["spec"], "suspend": True}})
+        w.cronjobs.delete(bodies[2])
+        await start_up
+
+    asyncio.run(scenario())
+    by_cronjob: dict[str, float] = {}
+    for (name, labels), value in w.series(slots.SLOTS, identity=("namespace",)).items():
+        if name == "kube_batch_cronjob_missed_schedules_total":
+            cron = dict(labels)["cronjob"]
+            by_cronjob[cron] = by_cronjob.get(cron, 0) + value
+    assert by_cronjob == {"a": 98, "b": 98}  # b capped like a (100, 2 undecided); c unpublished
