@@ -405,6 +405,42 @@ def size_table(size: str, by_exporter: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+TARGETS = (
+    ("CPU during sync", "sync_cpu_s", 1.5),
+    ("time to ready", "ready_s", 1.5),
+    ("CPU per 1k watch events", "churn_cpu_per_1k_events_s", 1.0),
+    ("peak RSS", "peak_rss_mib", 0.25),
+    ("scrape p99, gzip", "scrape_p99_ms", 0.25),
+)
+"""Issue 18's targets: the ratio ours / default KSM at the largest size must be at most this."""
+MAX_STALL_S = 0.05
+
+
+def target_table(size: str, by_exporter: dict[str, dict[str, float]]) -> str:
+    """The targets at ``size``: each ratio against both KSMs, and whether it is met."""
+    ours, ksm = by_exporter["kube-batch-exporter"], by_exporter[KSM]
+    allowed = by_exporter.get(KSM_ALLOWLISTED, {})
+    lines = [
+        f"## Targets at size {size} (ours / KSM, same run, scrapes gzipped)",
+        "",
+        "| measure | ours / KSM | ours / allowlisted KSM | target (vs KSM) | met |",
+        "|---|---|---|---|---|",
+    ]
+    for title, key, most in TARGETS:
+        ratio = ours[key] / ksm[key] if ksm[key] else float("inf")
+        versus = f"{ours[key] / allowed[key]:.2f}" if allowed.get(key) else "n/a"
+        met = "yes" if ratio <= most else "**no**"
+        lines.append(f"| {title} | {ratio:.2f} | {versus} | ≤ {most:g} | {met} |")
+    if "longest_stall_s" in ours:
+        stall = ours["longest_stall_s"]
+        met = "yes" if stall <= MAX_STALL_S else "**no**"
+        lines.append(
+            f"| longest event-loop stall | ≤ {stall * 1000:.0f} ms (ours alone) | | "
+            f"≤ {MAX_STALL_S * 1000:.0f} ms (bucket) | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def micro_table(path: Path | None) -> str:
     """pytest-benchmark's JSON as a table (median and IQR per benchmark)."""
     if not path or not path.exists():
@@ -463,6 +499,7 @@ def report(
         "",
         f"**Headline at size {largest}**: {headline}.",
         "",
+        target_table(largest, results[largest]),
         "## Machine and versions",
         "",
         f"- {machine()}",
