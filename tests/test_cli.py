@@ -20,6 +20,9 @@ EXAMPLES = {
     "web_config_file": ("/web.yml", "/web.yml"),
     "namespaces": ("a, b", ("a", "b")),
     "exclude_namespaces": ("kube-system", ("kube-system",)),
+    "shard": ("2", 2),
+    "total_shards": ("3", 3),
+    "pod_namespace": ("monitoring", "monitoring"),
     "job_family_label": ("app", "app"),
     "missed_grace": ("1m30s", 90.0),
     "max_missed_backfill": ("5", 5),
@@ -50,7 +53,11 @@ EXAMPLES = {
 }
 
 
-NEEDS = {"leader_elect": ["--state-configmap", "ns/state"]}
+NEEDS = {
+    "leader_elect": ["--state-configmap", "ns/state"],
+    "shard": ["--total-shards", "3"],
+    "pod_namespace": ["--pod", "kbe-1"],
+}
 """What a setting's example cannot be used without."""
 
 
@@ -167,3 +174,30 @@ def test_state_and_election_settings_that_cannot_work_are_refused_at_start_up(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert message in usage_error(argv, capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--shard", "3", "--total-shards", "3"], "--shard 3 is not below --total-shards 3"),
+        (["--shard", "1"], "--shard 1 is not below --total-shards 1"),
+        (["--pod-namespace", "monitoring"], "got --pod None"),
+        (["--pod-namespace", "monitoring", "--pod", "kbe"], "got --pod kbe"),
+        (["--pod-namespace", "m", "--pod", "kbe-1", "--shard", "1"], "drop --shard"),
+    ],
+)
+def test_a_shard_that_cannot_be_worked_out_stops_start_up(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in usage_error(argv, capsys)
+
+
+def test_each_shard_elects_and_checkpoints_on_its_own() -> None:
+    common = ["--state-configmap", "ns/kbe-state", "--total-shards", "3"]
+    manual = parse_settings([*common, "--shard", "2"], environ={})
+    auto = parse_settings(["--pod", "kbe-1", "--pod-namespace", "ns", *common[:2]], environ={})
+    assert (manual.shard_index(), auto.shard_index()) == (2, 1) and auto.sharded
+    assert manual.lease() == ("ns", "kube-batch-exporter-shard-2")
+    assert auto.state_object() == ("ns", "kbe-state-shard-1")
+    alone = parse_settings(["--pod", "kbe-1", *common[:2]], environ={})  # --pod: a Lease name
+    assert not alone.sharded and alone.state_object() == ("ns", "kbe-state")

@@ -25,6 +25,7 @@ from exporter import __version__
 from exporter.app.securing import WebConfigError, load_web_config
 from exporter.app.serving import Service
 from exporter.app.settings import Settings
+from exporter.app.sharding import Shard
 from exporter.app.wiring import Exporter, build
 from exporter.cron.durations import format_go_duration
 from exporter.health.state import ErrorKind, Health
@@ -189,9 +190,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> int:
     async with conn.session() as session:
         elector = electing(settings, session, conn, health)
         term = Term(exporter, state_backend(settings, session, conn, health), conn.cluster)
-        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            (f"watcher for {w.endpoint.resource}", w.run) for w in exporter.watchers(session, conn)
-        ]
+        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        if settings.sharded:
+
+            def spawn(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+                return asyncio.create_task(_supervise(name, run, health))
+
+            loops.append(("shard", Shard(exporter, session, conn, spawn).run))
+        else:
+            watchers = exporter.watchers(session, conn)
+            loops += [(f"watcher for {w.endpoint.resource}", w.run) for w in watchers]
         loops.append(("loop-lag sampler", lambda: _sample_loop_lag(health)))
         if elector is None:
             loops.append(("leading", term.lead))
@@ -251,8 +259,8 @@ def state_backend(
         )
     if s.state_file:
         return FileBackend(s.state_file)
-    if s.state_configmap:
-        namespace, _, name = s.state_configmap.partition("/")
+    if (where := s.state_object()) is not None:
+        namespace, name = where
         return ConfigMapBackend(namespace, name, session, conn, allowed=lambda: health.leading())
     return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -30,7 +31,9 @@ could not be listed (2 is the usage error of any bad flag)."""
 
 async def report(settings: Settings, output: str, out: TextIO) -> int:
     """List Jobs, Pods and CronJobs once, print every owner's status; return the exit code."""
-    exporter = build(settings)
+    # a report is of the whole cluster: sharding splits the work of a long-running exporter
+    unsharded = dataclasses.replace(settings, shard=0, total_shards=1, pod_namespace=None)
+    exporter = build(unsharded)
     try:
         conn = await connect(settings.kubeconfig, settings.context)
     except AccessError as exc:

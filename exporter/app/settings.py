@@ -57,6 +57,8 @@ def parse_address(text: str) -> Address:
     return Address(host.strip("[]") or "0.0.0.0", int(port))
 
 
+_ORDINAL = re.compile(r"-(\d+)$")
+"""A StatefulSet Pod's ordinal: the end of its name."""
 _DNS = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
@@ -69,6 +71,13 @@ def parse_positive_int(text: str) -> int:
     """A whole number of at least 1."""
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_count(text: str) -> int:
+    """A whole number of at least 0."""
+    if not text.isdigit():
+        raise ValueError(f"expected a whole number, got {text!r}")
     return int(text)
 
 
@@ -166,6 +175,16 @@ class Settings:
     """Watch only these namespaces, one list+watch each (default: all namespaces)."""
     exclude_namespaces: tuple[str, ...] = _setting((), "A,B", parse_csv, None)
     """Never watch these namespaces (dropped server-side with a field selector)."""
+    shard: int = _setting(0, "N", parse_count)
+    """This replica's shard, from 0 (with --total-shards): it exports the namespaces whose
+    name hashes to it, and only lists and watches those."""
+    total_shards: int = _setting(1, "N", parse_positive_int)
+    """The number of shards the cluster's namespaces are split over (default: 1, no sharding).
+    With --pod and without this, the StatefulSet's replicas."""
+    pod_namespace: str | None = _setting(None, "NAMESPACE", parse_name, None)
+    """The namespace of --pod's StatefulSet: automatic sharding, as kube-state-metrics does
+    it, with the Pod's ordinal as the shard (and without --total-shards, the StatefulSet's
+    replicas as their number)."""
     job_family_label: str | None = _setting(None, "KEY", str, None)
     """Label whose value names the family of a Job that has no CronJob owner and no
     generateName."""
@@ -238,8 +257,9 @@ class Settings:
     )
     """How often the leader renews the Lease and a standby tries to take it."""
     pod: str | None = _setting(None, "NAME", str, None)
-    """This replica's identity in the Lease (default: the host name, which is the pod's name
-    in Kubernetes; the shipped manifests set it from metadata.name)."""
+    """This replica's Pod: its identity in the Lease (default: the host name, which is the
+    pod's name in Kubernetes; the shipped manifests set it from metadata.name) and, with
+    --pod-namespace, its shard."""
     log_level: str = _setting("info", "{" + ",".join(_LOG_LEVELS) + "}", one_of(*_LOG_LEVELS))
     """Lowest level logged."""
     log_format: str = _setting("text", "{" + ",".join(_LOG_FORMATS) + "}", one_of(*_LOG_FORMATS))
@@ -300,6 +320,18 @@ class Settings:
                 "--leader-elect-lease-duration must be longer than --leader-elect-renew-deadline, "
                 "which must be longer than 1.2 times --leader-elect-retry-period"
             )
+        if self.pod_namespace is not None:
+            if self.pod is None or not _ORDINAL.search(self.pod):
+                raise ValueError(
+                    "--pod-namespace shards by the StatefulSet ordinal of --pod (NAME-N): "
+                    f"got --pod {self.pod}"
+                )
+            if self.shard:
+                raise ValueError("--pod-namespace takes the shard from --pod: drop --shard")
+        elif not self.shard < self.total_shards:
+            raise ValueError(
+                f"--shard {self.shard} is not below --total-shards {self.total_shards}"
+            )
         if self.namespaces and not self.scopes():
             raise ValueError(
                 "every namespace of --namespaces is also in --exclude-namespaces: "
@@ -311,7 +343,28 @@ class Settings:
         namespace = self.leader_elect_resource_namespace
         if namespace is None:
             namespace = (self.state_configmap or "default/").partition("/")[0]
-        return namespace, self.leader_elect_resource_name
+        return namespace, self.leader_elect_resource_name + self.shard_suffix()
+
+    def state_object(self) -> tuple[str, str] | None:
+        """Namespace and name of the checkpoint ConfigMap, if any (one per shard)."""
+        if not self.state_configmap:
+            return None
+        namespace, _, name = self.state_configmap.partition("/")
+        return namespace, name + self.shard_suffix()
+
+    def shard_suffix(self) -> str:
+        """``-shard-N`` when sharded: each shard elects and checkpoints on its own."""
+        return f"-shard-{self.shard_index()}" if self.sharded else ""
+
+    @property
+    def sharded(self) -> bool:
+        """True when this replica exports one shard of the cluster's namespaces."""
+        return self.total_shards > 1 or self.pod_namespace is not None
+
+    def shard_index(self) -> int:
+        """This replica's shard: --shard, or the ordinal of --pod."""
+        found = _ORDINAL.search(self.pod or "") if self.pod_namespace else None
+        return int(found.group(1)) if found else self.shard
 
     def scopes(self) -> list[str | None]:
         """The namespaces to list+watch separately, or ``[None]`` for all namespaces."""

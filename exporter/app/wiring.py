@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,8 +150,13 @@ class Exporter:
         self.engine = None
         self.exposition.renderers = None
 
-    def watchers(self, session: aiohttp.ClientSession, conn: Connection) -> list[Watcher]:
-        """One watcher per resource and namespace scope."""
+    def watchers(
+        self,
+        session: aiohttp.ClientSession,
+        conn: Connection,
+        scopes: Sequence[str | None] | None = None,
+    ) -> list[Watcher]:
+        """One watcher per resource and namespace scope (default: the settings' scopes)."""
         s = self.settings
         sinks: list[tuple[Endpoint, ObjectCache[Any]]] = [
             (Endpoint(Resource.JOBS, "/apis/batch/v1", shape=JobShape), self.jobs),
@@ -175,8 +180,13 @@ class Exporter:
                 backoff=Backoff(s.backoff_base, s.backoff_cap),
             )
             for endpoint, cache in sinks
-            for scope in s.scopes()
+            for scope in (s.scopes() if scopes is None else scopes)
         ]
+
+
+UNLISTED = "(namespaces not listed yet)"
+"""The scope a sharded exporter's caches wait for until the shard knows its namespaces
+(exporter/app/sharding.py); no namespace has this name, so it never holds a record."""
 
 
 def build(
@@ -188,7 +198,7 @@ def build(
     The lifecycle builds without an engine: each term of leadership attaches its own.
     """
     health = Health()
-    scopes = settings.scopes()
+    scopes = [UNLISTED] if settings.sharded else settings.scopes()
     project = functools.partial(project_job, family_label=settings.job_family_label)
     jobs = ObjectCache(Resource.JOBS, project, health, scopes)
     cronjobs = ObjectCache(Resource.CRONJOBS, project_cronjob, health, scopes)

@@ -199,6 +199,14 @@ class ObjectCache(Generic[R]):
             self._notify(old, None)
             self._state.objects = len(self.records)
 
+    def expect(self, scope: str) -> None:
+        """A scope joins (a sharded exporter's new namespace): not synced until it is listed."""
+        self._pending_scopes.add(scope)
+
+    async def drop(self, scope: str) -> None:
+        """A scope leaves: its records are deleted, and it is no longer waited for."""
+        await self.relist(scope).commit()  # an empty LIST of it: everything in it vanished
+
     def relist(self, scope: str | None) -> Relist[R]:
         """Start replacing the records of ``scope``; apply with :meth:`Relist.commit`."""
         return Relist(self, scope)

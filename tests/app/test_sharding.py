@@ -1,0 +1,66 @@
+"""Sharding: which namespaces a shard takes, and how it takes them on and lets them go.
+
+The real split (three shards against one exporter, on a control plane) is
+tests/e2e/test_sharding.py; here the shard's namespace loop runs over real caches, with
+the watchers it would start recorded instead of run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+from exporter.app.settings import Settings
+from exporter.app.sharding import Shard, shard_of
+from exporter.app.wiring import build
+from exporter.kube.connecting import Connection
+from tests.builders import running
+
+
+def test_a_namespace_always_hashes_to_the_same_shard() -> None:
+    # pinned: a change would move namespaces between shards on an upgrade
+    assert [shard_of(ns, 3) for ns in ("default", "batch", "team-a", "team-b")] == [0, 2, 0, 1]
+    spread = collections.Counter(shard_of(f"team-{i}", 4) for i in range(4000))
+    assert all(900 < spread[i] < 1100 for i in range(4))
+
+
+def test_a_shard_waits_for_its_first_namespaces_and_follows_the_rest_live() -> None:
+    exporter = build(Settings(total_shards=2, shard=1))
+    spawned: list[str] = []
+
+    def spawn(name: str, run: Any) -> asyncio.Task[None]:
+        spawned.append(name)
+        return asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+
+    conn = Connection("https://api", False, None, "test", None)
+    caches = (exporter.jobs, exporter.cronjobs, exporter.pods)
+    names = [f"team-{i}" for i in range(6)]
+    mine = sorted(n for n in names if shard_of(n, 2) == 1)
+    later = next(f"new-{i}" for i in range(99) if shard_of(f"new-{i}", 2) == 1)
+
+    async def scenario() -> None:
+        shard = Shard(exporter, None, conn, spawn)  # type: ignore[arg-type]
+        assert not exporter.jobs.synced  # nothing is ready before the namespaces are known
+        await shard._follow(set(names))
+        assert spawned == [
+            f"watcher for {r} in {ns}" for ns in mine for r in ("jobs", "cronjobs", "pods")
+        ]
+        for cache in caches:
+            for ns in mine:
+                assert not cache.synced
+                listing = cache.relist(ns)
+                if cache is exporter.jobs:
+                    job = running(uid=f"j-{ns}", name=f"j-{ns}")
+                    job["metadata"]["namespace"] = ns
+                    listing.add(job)
+                await listing.commit()
+            assert cache.synced
+        await shard._follow({*names, later})  # a new namespace: taken on, never waited for
+        assert spawned[-1] == f"watcher for pods in {later}" and exporter.jobs.synced
+        gone = mine[0]
+        await shard._follow(set(names) - {gone})  # deleted: its watchers and records go
+        assert sorted(r.namespace for r in exporter.jobs.records.values()) == mine[1:]
+        assert exporter.jobs.synced
+
+    asyncio.run(scenario())
