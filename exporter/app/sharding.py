@@ -97,6 +97,7 @@ class Shard:
                 except ShardError as exc:
                     logger.error("%s; retrying in %.0fs", exc, POLL_SECONDS)
                     await asyncio.sleep(POLL_SECONDS)
+            self._exporter.health.shard = (self.index, self.total)
             logger.info("exporting shard %d of %d (by namespace)", self.index, self.total)
             while True:
                 names = await self._namespaces()

@@ -197,7 +197,7 @@ def build(
     ``clock`` is what every time-dependent part reads (tests and replays move it by hand).
     The lifecycle builds without an engine: each term of leadership attaches its own.
     """
-    health = Health()
+    health = Health(shard=(settings.shard_index(), settings.total_shards))
     scopes = [UNLISTED] if settings.sharded else settings.scopes()
     project = functools.partial(project_job, family_label=settings.job_family_label)
     jobs = ObjectCache(Resource.JOBS, project, health, scopes)

@@ -137,6 +137,8 @@ class Health:
     """Seconds and bytes of the latest ``/metrics`` response (a scrape reports the one before)."""
     last_checkpoint: tuple[float, float, int] | None = None
     """When the latest checkpoint was written, the seconds it took and its bytes."""
+    shard: tuple[int, int] = (0, 1)
+    """This replica's shard and the number of shards (``(0, 1)``: not sharded)."""
     leader: str = ""
     """The Lease's holder as last seen (with ``--leader-elect``), for a standby's page."""
     loop_lag: Histogram = field(default_factory=lambda: Histogram(LOOP_LAG_BUCKETS))

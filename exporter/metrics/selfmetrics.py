@@ -120,6 +120,13 @@ SELF: tuple[Family[Health], ...] = (
         lambda health: gauge(float(health.leading())),
     ),
     Family(
+        "kube_batch_exporter_shards",
+        "gauge",
+        "The number of shards, labelled with this replica's (1 and 0 when not sharded).",
+        ("shard",),
+        lambda health: [("", (("shard", str(health.shard[0])),), float(health.shard[1]))],
+    ),
+    Family(
         "kube_batch_exporter_objects",
         "gauge",
         "Objects held in the exporter's cache.",

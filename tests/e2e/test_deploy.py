@@ -56,6 +56,7 @@ HELM_VALUES = {
         "--set", "tolerations[0].key=batch,tolerations[0].operator=Exists",
     ],
     "two replicas": ["--set", "replicas=2"],
+    "three shards": ["--set", "shards=3"],
 }  # fmt: skip
 
 
@@ -126,7 +127,14 @@ def assert_kube_score_finds_only_the_justified(manifests: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "overlay", ["base", "overlays/namespaced", "overlays/prometheus-operator", "overlays/ha"]
+    "overlay",
+    [
+        "base",
+        "overlays/namespaced",
+        "overlays/prometheus-operator",
+        "overlays/ha",
+        "overlays/sharded",
+    ],
 )
 def test_kustomize_output_passes_a_server_dry_run(kubectl: Kubectl, overlay: str) -> None:
     manifests = kubectl("kustomize", str(KUSTOMIZE / overlay))
@@ -136,7 +144,10 @@ def test_kustomize_output_passes_a_server_dry_run(kubectl: Kubectl, overlay: str
         assert "ClusterRole" not in kinds(manifests) and kinds(manifests).count("Role") == 3
     if overlay == "overlays/prometheus-operator":
         assert {"ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(kinds(manifests))
-    assert_high_availability(manifests, replicas=2 if overlay == "overlays/ha" else 1)
+    if overlay == "overlays/sharded":
+        assert_sharded(manifests, "kube-batch-exporter-state", shards=3)
+    else:
+        assert_high_availability(manifests, replicas=2 if overlay == "overlays/ha" else 1)
     assert "NetworkPolicy" in kinds(manifests)
     assert_kube_score_finds_only_the_justified(manifests)
 
@@ -170,6 +181,32 @@ def assert_high_availability(manifests: str, replicas: int) -> None:
     assert [r["verbs"] for r in lease_rules if not r.get("resourceNames")] == [["create"]]
 
 
+def assert_sharded(manifests: str, state: str, shards: int) -> None:
+    """A StatefulSet of ``shards`` pods sharding by ordinal, allowed to list namespaces and
+    to write every shard's checkpoint, one at a time disrupted, no Deployment, no election."""
+    docs = [d for d in yaml.safe_load_all(manifests) if d]
+    assert "Deployment" not in kinds(manifests)
+    assert [d["spec"]["maxUnavailable"] for d in docs if d["kind"] == "PodDisruptionBudget"] == [1]
+    (statefulset,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    args = statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert statefulset["spec"]["replicas"] == shards
+    assert f"--total-shards={shards}" in args and "--pod=$(POD_NAME)" in args
+    assert any(a.startswith("--pod-namespace=") for a in args) and "--leader-elect" not in args
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert {"resources": ["namespaces"], "verbs": ["list"], "apiGroups": [""]} in cluster_role[
+        "rules"
+    ]
+    names = {
+        n
+        for d in docs
+        if d["kind"] == "Role"
+        for r in d["rules"]
+        for n in r.get("resourceNames", [])
+    }
+    assert {f"{state}-shard-{i}" for i in range(shards)} <= names
+    assert {f"{state}-shard-{i}-b-9" for i in range(shards)} <= names
+
+
 def lease_name(args: list[str]) -> str:
     named = [a.split("=", 1)[1] for a in args if a.startswith("--leader-elect-resource-name=")]
     return named[0] if named else "kube-batch-exporter"
@@ -191,7 +228,10 @@ def test_helm_output_passes_lint_and_a_server_dry_run(kubectl: Kubectl, values: 
     ).stdout
     accepted = dry_run(kubectl, manifests)
     assert len(accepted) == len(kinds(manifests)) > 0
-    assert_high_availability(manifests, replicas=2 if values == "two replicas" else 1)
+    if values == "three shards":
+        assert_sharded(manifests, "kbe-kube-batch-exporter-state", shards=3)
+    else:
+        assert_high_availability(manifests, replicas=2 if values == "two replicas" else 1)
     assert "NetworkPolicy" in kinds(manifests)  # on by default
     assert_kube_score_finds_only_the_justified(manifests)
     if values == "namespaced, everything on":
