@@ -48,7 +48,12 @@ IDLE_FRAMES = ("_worker (concurrent/futures/thread.py", "select (selectors.py")
 """py-spy's idle heuristics miss a thread pool worker waiting for work and the event loop's
 epoll wait; those samples are not CPU and are left out of the shares."""
 FINDINGS = "<!-- findings: written by hand, kept by make bench -->"
-SIZES = {"S": (100, 1000, 3000), "M": (1000, 10000, 30000), "L": (3000, 30000, 90000)}
+SIZES = {
+    "S": (100, 1000, 3000),
+    "M": (1000, 10000, 30000),
+    "L": (3000, 30000, 90000),
+    "XL": (10000, 100000, 300000),
+}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -118,7 +123,13 @@ class Process:
             self.proc.kill()
 
 
-def start_ours(kubeconfig: Path, log: Path, launcher: list[str] | None = None) -> Process:
+def start_ours(
+    kubeconfig: Path,
+    log: Path,
+    launcher: list[str] | None = None,
+    *flags: str,
+    name: str = "kube-batch-exporter",
+) -> Process:
     """Our exporter as users run it (``launcher``: a command to run it under, e.g. py-spy)."""
     port = free_port()
     command = [
@@ -132,11 +143,12 @@ def start_ours(kubeconfig: Path, log: Path, launcher: list[str] | None = None) -
         f"127.0.0.1:{port}",
         "--log-level",
         "warning",
+        *flags,
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     return Process(
-        "kube-batch-exporter",
+        name,
         f"http://127.0.0.1:{port}/metrics",
         b"kube_batch_job_start_timestamp_seconds{",
         proc,
@@ -267,9 +279,18 @@ def watch_events(proc: Process) -> float:
 
 
 def run_size(
-    size: str, ksm: str, args: argparse.Namespace, work: Path, profile: list[str] | None
+    size: str,
+    ksm: str,
+    args: argparse.Namespace,
+    work: Path,
+    profile: list[str] | None,
+    sharded: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Measure both exporters at one size; with ``profile`` (a list), append the profile."""
+    """Measure the exporters at one size, and more when asked.
+
+    With ``profile`` (a list), append the profile; with ``sharded`` (a dict), fill it with a
+    run of ``args.shards`` shards.
+    """
     cronjobs, jobs, pods = SIZES[size]
     say(f"size {size}: {cronjobs} CronJobs, {jobs} Jobs, {pods} Pods")
     cluster = LocalCluster(work / f"cluster-{size}", build())
@@ -303,6 +324,8 @@ def run_size(
                 p.stop()
         if profile is not None:
             profile.extend(profile_sync(cluster.kubeconfig, work, jobs))
+        if sharded is not None:
+            sharded.update(run_shards(cluster.kubeconfig, work, jobs, args.shards))
         return {p.name: p.results for p in procs}
     finally:
         cluster.stop()
@@ -323,6 +346,84 @@ async def _churn(
     conn = await connect(str(kubeconfig), None)
     async with conn.session() as session:
         return await churn(Writer(conn, session), made, args.churn_rate, args.churn_seconds, jobs)
+
+
+def run_shards(kubeconfig: Path, work: Path, jobs: int, shards: int) -> dict[str, dict[str, float]]:
+    """One unsharded exporter and ``shards`` shards, started together on the same fleet.
+
+    A shard is ready at its first /readyz 200 (every namespace it owns listed): its share of
+    the Jobs is not known beforehand. The shards must together export every Job once.
+    """
+    say(f"  sharded run: 1 unsharded and {shards} shards")
+    whole = start_ours(kubeconfig, work / "whole.log", name="unsharded")
+    parts = [
+        start_ours(
+            kubeconfig,
+            work / f"shard-{i}.log",
+            None,
+            *("--total-shards", str(shards), "--shard", str(i)),
+            name=f"shard {i}",
+        )
+        for i in range(shards)
+    ]
+    try:
+        deadline = time.monotonic() + 1800
+        waiting = list(parts)
+        while waiting:
+            assert time.monotonic() < deadline, f"not ready: {[p.name for p in waiting]}"
+            for p in list(waiting):
+                assert p.proc.poll() is None, f"{p.name} exited"
+                if _ready(p):
+                    p.results["ready_s"] = time.monotonic() - p.started
+                    p.results["sync_cpu_s"] = p.cpu()
+                    waiting.remove(p)
+            time.sleep(0.5)
+        wait_ready([whole], jobs, timeout=1800)
+        shares = [p.jobs_visible() for p in parts]
+        assert sum(shares) == jobs, f"the shards export {shares} Jobs, not {jobs} once each"
+        time.sleep(20)  # as for the steady RSS of the main run
+        for p, share in zip([whole, *parts], [jobs, *shares], strict=True):
+            p.results["jobs"] = share
+            p.results["peak_rss_mib"] = p.memory("VmHWM")
+            p.results["steady_rss_mib"] = p.memory("VmRSS")
+        say("  sharded: " + ", ".join(f"{p.name} {p.results['ready_s']:.1f}s" for p in parts))
+    finally:
+        for p in (whole, *parts):
+            p.stop()
+    return {p.name: p.results for p in (whole, *parts)}
+
+
+def _ready(p: Process) -> bool:
+    try:
+        with urllib.request.urlopen(p.url.replace("/metrics", "/readyz"), timeout=5) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def shard_table(size: str, by_process: dict[str, dict[str, float]]) -> str:
+    """The sharded run: each shard against one unsharded exporter on the same fleet."""
+    names = list(by_process)
+    whole = by_process[names[0]]
+    rows = (
+        ("Jobs exported", "jobs", "{:,.0f}"),
+        ("ready after start (s)", "ready_s", "{:.1f}"),
+        ("CPU during sync (s)", "sync_cpu_s", "{:.2f}"),
+        ("peak RSS (MiB)", "peak_rss_mib", "{:.0f}"),
+        ("steady RSS (MiB)", "steady_rss_mib", "{:.0f}"),
+    )
+    lines = [
+        f"## Sharded at size {size}: {len(names) - 1} shards and one unsharded exporter, together",
+        "",
+        "| measure | " + " | ".join(names) + " | largest shard / unsharded |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for title, key, fmt in rows:
+        values = " | ".join(fmt.format(by_process[n][key]) for n in names)
+        largest = max(by_process[n][key] for n in names[1:])
+        ratio = f"{largest / whole[key]:.2f}" if whole[key] else "n/a"
+        lines.append(f"| {title} | {values} | {ratio} |")
+    return "\n".join(lines) + "\n"
 
 
 def profile_sync(kubeconfig: Path, work: Path, jobs: int) -> list[str]:
@@ -557,12 +658,15 @@ def report(
 def main() -> int:
     """Build KSM, measure every size asked for, print and write the report."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="S,M", help="comma-separated of S, M, L")
+    parser.add_argument("--sizes", default="S,M", help="comma-separated of S, M, L, XL")
     parser.add_argument("--scrapes", type=int, default=60)
     parser.add_argument("--churn-rate", type=float, default=10.0, help="Jobs replaced per second")
     parser.add_argument("--churn-seconds", type=float, default=60.0)
     parser.add_argument("--profile", action="store_true", help="py-spy the largest size's sync")
     parser.add_argument("--micro-json", type=Path, help="pytest-benchmark JSON to include")
+    parser.add_argument(
+        "--shards", type=int, default=0, help="also run this many shards at the largest size"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     ksm = subprocess.run(
@@ -574,15 +678,23 @@ def main() -> int:
     sizes = args.sizes.split(",")
     results = {}
     profile: list[str] = []
+    sharded: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="kbe-bench-") as tmp:
         for size in sizes:
-            wanted = profile if args.profile and size == sizes[-1] else None
-            results[size] = run_size(size, ksm, args, Path(tmp), wanted)
+            last = size == sizes[-1]
+            wanted = profile if args.profile and last else None
+            shards = sharded if args.shards > 1 and last else None
+            results[size] = run_size(size, ksm, args, Path(tmp), wanted, shards)
             print(size_table(size, results[size]), flush=True)
+    if sharded:
+        print(shard_table(sizes[-1], sharded), flush=True)
     kept = ""  # hand-written findings below the marker survive a re-run
     if args.output.exists() and FINDINGS in args.output.read_text():
         kept = FINDINGS + args.output.read_text().split(FINDINGS, 1)[1]
-    args.output.write_text(report(results, profile, args, ksm) + ("\n" + kept if kept else ""))
+    written = report(results, profile, args, ksm)
+    if sharded:
+        written += "\n" + shard_table(sizes[-1], sharded)
+    args.output.write_text(written + ("\n" + kept if kept else ""))
     say(f"wrote {args.output}")
     return 0
 

@@ -23,6 +23,7 @@ memory.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import random
@@ -241,6 +242,10 @@ class Watcher:
             pages += 1
             for item in page.items:
                 listing.add(item)
+            # What a page builds lives as long as its records. Frozen (O(1)), the cyclic
+            # collector's full passes no longer rescan every record held (85 ms at M, in one
+            # piece on the loop); records hold no cycles, so nothing frozen is kept too long.
+            gc.freeze()
             objects += len(page.items)
             if not page.continue_token:
                 await listing.commit()

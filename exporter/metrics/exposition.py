@@ -485,6 +485,7 @@ class RenderedFamilies(Generic[R]):
             except Exception:  # a bug in one value: find it, and lose only its line
                 text = b"".join(self._live_line(family, p, r, now) for p, r in live.values())
             body.write(text)
+            await asyncio.sleep(0)
 
     async def _compress(self, i: int, plain: bytes) -> Deflated:
         """Family ``i`` compressed, in a thread when large; kept unless a change overtook it."""

@@ -19,7 +19,9 @@ still removes it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Generic, Protocol, TypeVar
 
@@ -42,11 +44,11 @@ class Record(Protocol):
 
 
 REPLAY_BATCH = 500
-"""Records published between two yields to the event loop by a replay or a relist commit.
-
-Subscribers spend 15-60 us per record (rendering, tracking), so a batch holds the loop for at
-most about 30 ms: probes, Lease renewals and the other watchers go on during a long commit.
-"""
+"""Most records handled between two yields to the event loop by a replay, a relist commit or
+a tracker's start-up (the tests make it small to see the yields)."""
+YIELD_AFTER_SECONDS = 0.01
+"""...and most time: the work per record ranges from 15 us (a Pod) to milliseconds (a
+CronJob's capped back-fill at start-up), so a count alone does not bound the stall."""
 
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
@@ -56,15 +58,18 @@ Hook = Callable[[], Awaitable[None]]
 
 
 async def batches(items: Iterable[T]) -> AsyncIterator[T]:
-    """``items``, yielding to the event loop after every :data:`REPLAY_BATCH` of them.
+    """``items``, yielding to the event loop every so many or so long, whichever is first.
 
-    For loops over every record that run in one go (a relist commit, a tracker's start-up):
-    at L a single such loop held the loop for seconds.
+    Every :data:`REPLAY_BATCH` items or :data:`YIELD_AFTER_SECONDS`. For loops over every
+    record that run in one go (a relist commit, a tracker's start-up): at L a single such
+    loop held the loop for seconds.
     """
+    since = time.perf_counter()
     for n, item in enumerate(items, 1):
         yield item
-        if n % REPLAY_BATCH == 0:
+        if n % REPLAY_BATCH == 0 or time.perf_counter() - since > YIELD_AFTER_SECONDS:
             await asyncio.sleep(0)
+            since = time.perf_counter()
 
 
 class Publisher(Generic[R]):
@@ -265,6 +270,7 @@ class ObjectCache(Generic[R]):
         self._state.synced = self.synced
         if self.synced and not was_synced and not self._replaying:
             await self._run_on_synced()  # during a replay, the replay runs them when it is done
+        gc.freeze()  # the records and what the subscribers built from them: see kube.watching
         if vanished:
             logger.info(
                 "relist of %s removed %d objects deleted during the gap",

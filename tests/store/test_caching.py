@@ -155,6 +155,7 @@ def test_changes_during_a_replay_reach_the_late_follower_once(
     recorder: Recorder, health: Health, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(caching, "REPLAY_BATCH", 2)
+    monkeypatch.setattr(caching, "YIELD_AFTER_SECONDS", 60.0)  # yields by count alone
     cache = cache_with(recorder, health, project_job)
     asyncio.run(listed(cache, None, *(f"x{i}" for i in range(6))))
     late, hooks = late_follower(cache)
@@ -180,6 +181,7 @@ def test_a_first_list_that_completes_during_a_replay_runs_the_hooks_after_it(
     recorder: Recorder, health: Health, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(caching, "REPLAY_BATCH", 1)
+    monkeypatch.setattr(caching, "YIELD_AFTER_SECONDS", 60.0)  # yields by count alone
     cache = cache_with(recorder, health, project_job, scopes=("a", "b"))
     asyncio.run(listed(cache, "a", "x", "y", "z"))
     late, hooks = late_follower(cache)
@@ -199,6 +201,7 @@ def test_a_relist_commit_yields_to_the_loop_between_batches(
     recorder: Recorder, health: Health, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(caching, "REPLAY_BATCH", 2)
+    monkeypatch.setattr(caching, "YIELD_AFTER_SECONDS", 60.0)  # yields by count alone
     cache = cache_with(recorder, health, project_job, scopes=("a", "b"))
     asyncio.run(listed(cache, "b", "kept"))
     seen: list[int] = []

@@ -302,6 +302,7 @@ def test_cronjobs_changed_or_deleted_while_the_start_up_yields(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(caching, "REPLAY_BATCH", 1)  # a yield after every CronJob
+    monkeypatch.setattr(caching, "YIELD_AFTER_SECONDS", 60.0)  # yields by count alone
     w = World(now=60 * 1000)
     bodies = []
     for name in ("a", "b", "c"):
