@@ -30,6 +30,7 @@ from typing import Any, TypedDict
 import aiohttp
 
 from exporter.app.wiring import UNLISTED, Exporter
+from exporter.health.state import Failure, Resource
 from exporter.kube.connecting import Connection
 from exporter.kube.decoding import BadPage, Decoder
 from exporter.store.caching import ObjectCache
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 30.0
 """How often the namespace list is read again (a new namespace waits at most this long)."""
 
+NAMESPACE_LIST = "list namespaces"
+"""The verb of a failed namespace list, as /readyz shows it."""
 Spawn = Callable[[str, Callable[[], Awaitable[None]]], "asyncio.Task[None]"]
 """Starts a supervised loop under a name (the lifecycle's)."""
 
@@ -104,10 +107,11 @@ class Shard:
                 if names is not None:
                     await self._follow(names)
                 await asyncio.sleep(POLL_SECONDS)
-        finally:
+        finally:  # a restarted run starts every watcher again (each relists, nothing is lost)
             for tasks in self._watching.values():
                 for task in tasks:
                     task.cancel()
+            self._watching.clear()
 
     def mine(self, names: set[str]) -> set[str]:
         """The namespaces of ``names`` this shard exports (--exclude-namespaces left out)."""
@@ -174,9 +178,20 @@ class Shard:
                 params["continue"] = page.continue_token
         except (aiohttp.ClientError, TimeoutError, BadPage) as exc:
             logger.warning("cannot list namespaces (retrying in %.0fs): %s", POLL_SECONDS, exc)
+            forbidden = isinstance(exc, aiohttp.ClientResponseError) and exc.status == 403
+            why = "permission denied: sharding needs list on namespaces" if forbidden else str(exc)
+            self._failed(Failure(NAMESPACE_LIST, why, forbidden))
             return None
+        self._failed(None)
         names.discard("")
         return names
+
+    def _failed(self, failure: Failure | None) -> None:
+        """Show a failed namespace list on /readyz (for every resource: all wait on it)."""
+        for resource in Resource:
+            state = self._exporter.health[resource]
+            if failure is not None or (state.failure and state.failure.verb == NAMESPACE_LIST):
+                state.failure = failure
 
     async def _replicas(self) -> int:
         """The replicas of this Pod's StatefulSet: the number of shards."""

@@ -11,6 +11,10 @@ import asyncio
 import collections
 from typing import Any
 
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
 from exporter.app.settings import Settings
 from exporter.app.sharding import Shard, shard_of
 from exporter.app.wiring import build
@@ -62,5 +66,42 @@ def test_a_shard_waits_for_its_first_namespaces_and_follows_the_rest_live() -> N
         await shard._follow(set(names) - {gone})  # deleted: its watchers and records go
         assert sorted(r.namespace for r in exporter.jobs.records.values()) == mine[1:]
         assert exporter.jobs.synced
+
+    asyncio.run(scenario())
+
+
+class NoAuth:
+    """The client Configuration of a kubeconfig without credentials."""
+
+    username = password = None
+
+    def get_api_key_with_prefix(self, key: str) -> None:
+        return None
+
+
+def test_a_namespace_list_that_fails_is_shown_on_readyz_until_it_works() -> None:
+    answers = [web.Response(status=403, text="forbidden"), web.json_response(
+        {"metadata": {}, "items": [{"metadata": {"name": "team-0"}}]})]  # fmt: skip
+
+    async def namespaces(request: web.Request) -> web.Response:
+        return answers.pop(0)
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_get("/api/v1/namespaces", namespaces)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        exporter = build(Settings(total_shards=2))
+        conn = Connection(str(server.make_url("")).rstrip("/"), False, None, "test", NoAuth())
+        try:
+            async with aiohttp.ClientSession() as session:
+                shard = Shard(exporter, session, conn, lambda name, run: None)  # type: ignore[arg-type,return-value]
+                assert await shard._namespaces() is None
+                assert "jobs: list namespaces: permission denied: sharding needs list on " \
+                    "namespaces" in exporter.health.problems()  # fmt: skip
+                assert await shard._namespaces() == {"team-0"}
+                assert not any("namespaces" in p for p in exporter.health.problems())
+        finally:
+            await server.close()
 
     asyncio.run(scenario())
