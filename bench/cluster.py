@@ -600,7 +600,7 @@ def report(
         "",
         f'Written by `make bench ARGS="{" ".join(sys.argv[1:])}"` on {time.strftime("%Y-%m-%d")}. '
         "Ratios are ours / KSM (below 1: we use less); absolute times are context, this machine "
-        "is small and shared by the control plane, the load and both exporters.",
+        "is small and shared by the control plane, the load and the three exporters.",
         "",
         f"**Headline at size {largest}**: {headline}.",
         "",
