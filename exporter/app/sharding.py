@@ -107,11 +107,10 @@ class Shard:
                 if names is not None:
                     await self._follow(names)
                 await asyncio.sleep(POLL_SECONDS)
-        finally:  # a restarted run starts every watcher again (each relists, nothing is lost)
+        finally:  # a restarted run starts these watchers again (each relists, nothing is lost)
             for tasks in self._watching.values():
                 for task in tasks:
                     task.cancel()
-            self._watching.clear()
 
     def mine(self, names: set[str]) -> set[str]:
         """The namespaces of ``names`` this shard exports (--exclude-namespaces left out)."""
@@ -128,7 +127,8 @@ class Shard:
         mine = self.mine(names)
         first = not self._followed
         self._followed = True
-        for namespace in sorted(mine - self._watching.keys()):
+        stopped = {ns for ns, tasks in self._watching.items() if all(t.done() for t in tasks)}
+        for namespace in sorted(mine - (self._watching.keys() - stopped)):
             if first:
                 for cache in self._caches:
                     cache.expect(namespace)

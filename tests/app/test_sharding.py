@@ -66,6 +66,13 @@ def test_a_shard_waits_for_its_first_namespaces_and_follows_the_rest_live() -> N
         await shard._follow(set(names) - {gone})  # deleted: its watchers and records go
         assert sorted(r.namespace for r in exporter.jobs.records.values()) == mine[1:]
         assert exporter.jobs.synced
+        stopped = [task for tasks in shard._watching.values() for task in tasks]
+        for task in stopped:  # as the loop's own end does, before it is restarted
+            task.cancel()
+        await asyncio.gather(*stopped, return_exceptions=True)
+        before = len(spawned)
+        await shard._follow(set(names) - {gone})
+        assert len(spawned) == before + 3 * (len(mine) - 1)  # every namespace watched again
 
     asyncio.run(scenario())
 
