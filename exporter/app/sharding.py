@@ -147,13 +147,9 @@ class Shard:
                 await cache.drop(UNLISTED)  # the namespaces are known
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> bytes:
-        resp = await self._session.get(
-            f"{self._conn.host}{path}",
-            params=params,
-            headers=await self._conn.headers(),
-            server_hostname=self._conn.server_hostname,
-            timeout=aiohttp.ClientTimeout(total=self._settings.list_timeout),
-        )
+        limits = aiohttp.ClientTimeout(total=self._settings.list_timeout)
+        url = f"{self._conn.host}{path}"
+        resp = await self._conn.request(self._session, "GET", url, limits, params)
         async with resp:
             body = await resp.read()
             if resp.status != 200:

@@ -59,6 +59,30 @@ class Connection:
             headers["Authorization"] = token
         return headers
 
+    async def request(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        limits: aiohttp.ClientTimeout,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request with fresh credentials and the TLS name the kubeconfig gives.
+
+        The one place a request is set up, so that the watchers, the shard loop and the state
+        writers present the same headers to the same server (``body`` None sends none).
+        """
+        return await session.request(
+            method,
+            url,
+            params=params,
+            json=body,
+            headers=await self.headers(),
+            server_hostname=self.server_hostname,
+            timeout=limits,
+        )
+
     def _authorization(self) -> str | None:
         cfg = self._config
         # v36+ stores the token under "BearerToken", older versions under "authorization".
@@ -170,14 +194,9 @@ class Objects:
     async def call(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
         """The HTTP status and, for a 2xx answer, the decoded body."""
         try:
-            async with self._session.request(
-                method,
-                url,
-                json=body,
-                headers=await self._conn.headers(),
-                server_hostname=self._conn.server_hostname,
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
-            ) as resp:
+            limits = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+            resp = await self._conn.request(self._session, method, url, limits, body=body)
+            async with resp:
                 payload = await resp.json(content_type=None) if resp.status < 300 else None
                 return resp.status, payload
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:

@@ -214,13 +214,7 @@ class Watcher:
     async def _request(
         self, verb: str, params: dict[str, str], limits: aiohttp.ClientTimeout
     ) -> aiohttp.ClientResponse:
-        resp = await self._session.get(
-            self._url,
-            params=params,
-            headers=await self._conn.headers(),
-            server_hostname=self._conn.server_hostname,
-            timeout=limits,
-        )
+        resp = await self._conn.request(self._session, "GET", self._url, limits, params)
         self._state.requests[(verb, str(resp.status))] += 1
         if resp.status == 200:
             return resp
