@@ -275,13 +275,34 @@ def test_a_job_seen_before_its_cronjob_counts_but_waits_only_so_long() -> None:
     w.at(305).cronjobs.upsert(cronjob())
     assert missed(w.at(660)) == NONE  # slot 300 ran
     # the Jobs of a CronJob that never appears (deleted with --cascade=orphan) are let go
-    orphan = job(600)
-    orphan["metadata"]["ownerReferences"][0]["name"] = "gone"
-    orphan["metadata"]["name"] = "gone-" + orphan["metadata"]["name"].split("-")[1]
-    w.jobs.upsert(orphan)
+    w.jobs.upsert(orphan(600))
     assert w.slots._early  # waiting for its CronJob (memory is the point of this test)
     w.at(660 + EARLY_KEEP_SECONDS + 60)
     assert not w.slots._early
+
+
+def orphan(slot: float) -> dict[str, Any]:
+    """A Job of the CronJob "gone", which never appears."""
+    body = job(slot)
+    body["metadata"]["ownerReferences"][0]["name"] = "gone"
+    body["metadata"]["name"] = "gone-" + body["metadata"]["name"].split("-")[1]
+    return body
+
+
+def test_jobs_waiting_for_their_cronjob_are_bounded_and_free_their_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("exporter.track.slots.MAX_EARLY_JOBS", 3)
+    w = World()
+    w.start([])
+    for slot in (300, 360, 420, 480):  # the fourth finds no room
+        w.at(slot + 1).jobs.upsert(job(slot))
+    assert sum(map(len, w.slots._early.values())) == 3
+    w.at(490).cronjobs.upsert(cronjob())  # takes its three: their room is free again
+    assert not w.slots._early
+    for slot in (540, 600, 660):
+        w.at(slot + 1).jobs.upsert(orphan(slot))
+    assert sum(map(len, w.slots._early.values())) == 3
 
 
 def test_cronjobs_the_edge_refuses_leave_the_others_their_back_fill() -> None:
