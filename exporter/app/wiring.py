@@ -108,7 +108,7 @@ class Exporter:
         self.detach()
         rendered = engine.renderers
         self.jobs.subscribe(rendered[state.JOB].changed)
-        self.jobs.subscribe(engine.owners.job_changed)
+        engine.owners.follow(self.jobs)
         engine.owners.subscribe(rendered[state.RETAINED].changed)
         self.cronjobs.subscribe(rendered[state.CRONJOB].changed)
         engine.runs.follow(self.jobs, self.pods, self.cronjobs)

@@ -3,7 +3,9 @@
 The run tracker asks whether an owner still has Jobs before it forgets the owner's history,
 and ``kube_batch_job_finished_retained`` exports how many finished Jobs an owner still has
 stored. Only that second number is published: a Job being created or deleted while it runs
-changes nothing a subscriber shows, so it reaches no subscriber.
+changes nothing a subscriber shows, so it reaches no subscriber. While the first LIST (or a
+new leader's replay) is applied, nothing is published until it is complete: then once per
+owner, not once per Job.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from exporter.health.state import Health
-from exporter.store.caching import Publisher, Subscriber
+from exporter.store.caching import ObjectCache, Publisher, Subscriber, batches
 from exporter.store.records import ByOwner, Job, OwnerKey
 
 
@@ -31,6 +33,23 @@ class OwnerIndex:
         self._jobs: Counter[OwnerKey] = Counter()
         self._finished: dict[OwnerKey, FinishedJobs] = {}
         self._changes: Publisher[FinishedJobs] = Publisher("owners", health)
+        self._publishing = True
+        """False from :meth:`follow` until the Job cache's first LIST is complete."""
+
+    def follow(self, jobs: ObjectCache[Job]) -> None:
+        """Subscribe to the Job cache; publish its counts once its first LIST is complete."""
+        self._publishing = False
+        jobs.subscribe(self.job_changed)
+        jobs.on_synced(self._synced)
+
+    async def _synced(self) -> None:
+        # by key, and the record current when reached: a change while this yields is
+        # published at once, and must not be overtaken by an older count
+        self._publishing = True
+        async for key in batches(list(self._finished)):
+            record = self._finished.get(key)
+            if record is not None:
+                self._changes.notify(None, record)
 
     def subscribe(self, subscriber: Subscriber[FinishedJobs]) -> None:
         """Call ``subscriber(old, new)`` whenever an owner's count of finished Jobs changes."""
@@ -62,4 +81,5 @@ class OwnerIndex:
             self._finished.pop(key, None)
         else:
             self._finished[key] = after
-        self._changes.notify(before, after)
+        if self._publishing:
+            self._changes.notify(before, after)
