@@ -57,6 +57,12 @@ SIZES = {
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+CONTROL_PLANE_ENV = {"GOMEMLIMIT": "9GiB"}
+"""At XL the API server's heap (3.5 GiB live halfway through the write, and Go lets it grow
+to twice the live heap) and the exporters do not fit in 24 GiB; bounded, it collects
+earlier. At L and below the bound is never reached."""
+
+
 def say(message: str) -> None:
     """A progress line (the load and each phase take minutes)."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
@@ -99,7 +105,7 @@ class Process:
             self.url, headers=SCRAPE_HEADERS if like_prometheus else {}
         )
         started = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=120) as resp:
+        with urllib.request.urlopen(request, timeout=600) as resp:  # KSM at XL: a minute
             body: bytes = resp.read()
             zipped = resp.headers.get("Content-Encoding") == "gzip"
         seconds = time.perf_counter() - started
@@ -296,15 +302,17 @@ def run_size(
     """
     cronjobs, jobs, pods = SIZES[size]
     say(f"size {size}: {cronjobs} CronJobs, {jobs} Jobs, {pods} Pods")
-    cluster = LocalCluster(work / f"cluster-{size}", build())
+    cluster = LocalCluster(work / f"cluster-{size}", build(), env=CONTROL_PLANE_ENV)
     cluster.start()
     try:
         cluster.stop_component("kube-controller-manager")
         made = asyncio.run(_load(cluster.kubeconfig, cronjobs, jobs, pods))
         ours = start_ours(cluster.kubeconfig, work / f"ours-{size}.log")
         theirs = start_ksm(ksm, cluster.kubeconfig, work / f"ksm-{size}.log")
-        allowed = start_ksm(ksm, cluster.kubeconfig, work / f"ksm-allow-{size}.log", True)
-        procs = [ours, theirs, allowed]
+        procs = [ours, theirs]
+        if args.allowlisted:
+            log = work / f"ksm-allow-{size}.log"
+            procs.append(start_ksm(ksm, cluster.kubeconfig, log, allowlist=True))
         try:
             wait_ready(procs, jobs, timeout=1800)
             say("  ready: " + ", ".join(f"{p.name} {p.results['ready_s']:.1f}s" for p in procs))
@@ -521,12 +529,12 @@ TARGETS = (
 MAX_STALL_S = 0.05
 
 
-def target_table(size: str, by_exporter: dict[str, dict[str, float]]) -> str:
+def target_table(size: str, by_exporter: dict[str, dict[str, float]], level: str = "##") -> str:
     """The targets at ``size``: each ratio against both KSMs, and whether it is met."""
     ours, ksm = by_exporter["kube-batch-exporter"], by_exporter[KSM]
     allowed = by_exporter.get(KSM_ALLOWLISTED, {})
     lines = [
-        f"## Targets at size {size} (ours / KSM, same run, scrapes gzipped)",
+        f"{level} Targets at size {size} (ours / KSM, same run, scrapes gzipped)",
         "",
         "| measure | ours / KSM | ours / allowlisted KSM | target (vs KSM) | met |",
         "|---|---|---|---|---|",
@@ -614,7 +622,8 @@ def report(
         "`--resources=jobs,cronjobs,pods --use-apiserver-cache --enable-gzip-encoding` "
         "(without the last, KSM ignores a request for gzip)",
         "- control plane: kube-apiserver and etcd as built by `tests/cluster/build.sh` "
-        "(Kubernetes v1.34.10, etcd v3.6.16)",
+        "(Kubernetes v1.34.10, etcd v3.6.16), with "
+        + ", ".join(f"`{k}={v}`" for k, v in CONTROL_PLANE_ENV.items()),
         "",
         "## Method",
         "",
@@ -659,6 +668,38 @@ def report(
     return "\n".join(out)
 
 
+RECORDED = "## Recorded run at size "
+
+
+def recorded_section(
+    results: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace, sharded: str
+) -> str:
+    """One run kept apart from the report: its command, target and size tables, its shards.
+
+    Why: a size too slow to re-run with every report (XL writes 410,000 objects) keeps its
+    figures, dated, while later runs rewrite the report above the findings marker.
+    """
+    sizes = ",".join(results)
+    out = [
+        f"{RECORDED}{sizes} ({time.strftime('%Y-%m-%d')})",
+        "",
+        f'Written by `make bench ARGS="{" ".join(sys.argv[1:])}"`; the method is the one above, '
+        f"with {args.scrapes} scrapes per exporter. A later run of the same sizes replaces it.",
+        "",
+    ]
+    for size, by_exporter in results.items():
+        out += [target_table(size, by_exporter, "###"), size_table(size, by_exporter)]
+    return "\n".join([*out, sharded.replace("## Sharded", "### Sharded", 1)])
+
+
+def with_recorded(text: str, section: str) -> str:
+    """``text`` with ``section`` just below the findings marker, replacing its earlier run."""
+    head, _, tail = text.partition(FINDINGS) if FINDINGS in text else (text, "", "")
+    title = section.split(" (", 1)[0]
+    tail = re.sub(rf"\n{re.escape(title)} \(.*?(?=\n## |\Z)", "", tail, flags=re.DOTALL)
+    return f"{head}{FINDINGS}\n\n{section.rstrip()}\n\n{tail.lstrip()}"
+
+
 def main() -> int:
     """Build KSM, measure every size asked for, print and write the report."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -672,6 +713,17 @@ def main() -> int:
         "--shards", type=int, default=0, help="also run this many shards at the largest size"
     )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--no-allowlisted",
+        dest="allowlisted",
+        action="store_false",
+        help="run KSM with its defaults only (at XL, both KSMs do not fit in memory)",
+    )
+    parser.add_argument(
+        "--recorded",
+        action="store_true",
+        help="keep this run as a dated section below the findings marker; the report stays",
+    )
     args = parser.parse_args()
     ksm = subprocess.run(
         ["bash", str(ROOT / "tests/cluster/build-tool.sh"), "kube-state-metrics"],
@@ -687,17 +739,22 @@ def main() -> int:
         for size in sizes:
             last = size == sizes[-1]
             wanted = profile if args.profile and last else None
-            shards = sharded if args.shards > 1 and last else None
-            results[size] = run_size(size, ksm, args, Path(tmp), wanted, shards)
+            split = sharded if args.shards > 1 and last else None
+            results[size] = run_size(size, ksm, args, Path(tmp), wanted, split)
             print(size_table(size, results[size]), flush=True)
-    if sharded:
-        print(shard_table(sizes[-1], sharded), flush=True)
+    shards = shard_table(sizes[-1], sharded) if sharded else ""
+    print(shards, flush=True)
+    if args.recorded:
+        before = args.output.read_text() if args.output.exists() else ""
+        args.output.write_text(with_recorded(before, recorded_section(results, args, shards)))
+        say(f"kept the run in {args.output}")
+        return 0
     kept = ""  # hand-written findings below the marker survive a re-run
     if args.output.exists() and FINDINGS in args.output.read_text():
         kept = FINDINGS + args.output.read_text().split(FINDINGS, 1)[1]
     written = report(results, profile, args, ksm)
-    if sharded:
-        written += "\n" + shard_table(sizes[-1], sharded)
+    if shards:
+        written += "\n" + shards
     args.output.write_text(written + ("\n" + kept if kept else ""))
     say(f"wrote {args.output}")
     return 0

@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,12 @@ def wait_until(
 class LocalCluster:
     """One control plane in ``workdir``; :meth:`start`, then :meth:`stop`."""
 
-    def __init__(self, workdir: Path, bin_dir: Path, nodes: int = 2) -> None:
+    def __init__(
+        self, workdir: Path, bin_dir: Path, nodes: int = 2, env: Mapping[str, str] | None = None
+    ) -> None:
+        """``env``: added to the components' environment (the benchmark bounds Go's heap)."""
         self.dir = workdir
+        self.env = {**os.environ, **(env or {})}
         self.bin = bin_dir
         self.nodes = [f"kwok-node-{i}" for i in range(nodes)]
         self.pki = workdir / "pki"
@@ -222,6 +226,7 @@ class LocalCluster:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=self.env,
         )
         self.procs.append(proc)
         with open(self.dir / "pids", "a") as pids:
