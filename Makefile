@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # system-deps: openssl, promtool/Prometheus and Alertmanager (tests/cluster/system-deps.sh).
-.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench bench-micro bench-instructions bench-checkpoint bench-pages bench-slots status-picture prometheusrule dashboards dashboard-pictures clean
+.PHONY: test lint unit e2e control-plane tools system-deps run demo demo-stop e2e-kind bench bench-micro bench-instructions bench-checkpoint bench-pages bench-slots bench-sync status-picture prometheusrule dashboards dashboard-pictures clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes. pip >= 25.1 reads the PEP 735
 # dependency groups (test, lint, dev).
@@ -95,6 +95,10 @@ bench-micro: $(STAMP)
 # Instructions per Job event and per scrape under callgrind (repeatable where timings are not).
 bench-instructions: $(STAMP)
 	$(BIN)/python -m bench.instructions --jobs 2000 --scrapes 5
+
+# CPU of the initial sync in process, the L fleet through the production wiring.
+bench-sync: $(STAMP)
+	$(BIN)/python -m bench.sync $(ARGS)
 
 # CPU cost of schedule tracking for 10,000 CronJobs over a simulated hour.
 bench-slots: $(STAMP)

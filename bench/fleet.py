@@ -286,7 +286,7 @@ async def load(
                 writer.create(
                     f"/api/v1/namespaces/{job['metadata']['namespace']}/pods",
                     pod_body(job, k),
-                    pod_status(_pod_outcome(j, k, per_job)),
+                    pod_status(pod_outcome(j, k, per_job)),
                 )
                 for j, job in zip(batch, created, strict=True)
                 for k in range(per_job)
@@ -298,7 +298,8 @@ async def load(
     return made_jobs
 
 
-def _pod_outcome(j: int, k: int, per_job: int) -> str:
+def pod_outcome(j: int, k: int, per_job: int) -> str:
+    """How attempt ``k`` of Job ``j`` ended: failed attempts, then the last like its Job."""
     if j % 20 == 7:
         return "Running" if k == per_job - 1 else "Failed"
     if k < per_job - 1 or j % 10 == 3:
