@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import http.client
 import json
 import math
 import os
@@ -213,6 +214,8 @@ def start_ksm(binary: str, kubeconfig: Path, log: Path, allowlist: bool = False)
         "--use-apiserver-cache",
         # KSM answers Prometheus' Accept-Encoding: gzip only with this (its default is off)
         "--enable-gzip-encoding",
+        # its default (1 minute) cuts a gzip scrape at XL short, and no scrape completes
+        "--server-write-timeout=10m",
         *([f"--metric-allowlist={','.join(ALLOWLIST)}"] if allowlist else []),
     ]
     with log.open("wb") as out:
@@ -251,10 +254,16 @@ def measure_scrapes(procs: list[Process], count: int) -> None:
     body = {}
     for _ in range(count):
         for p in procs:
-            seconds, body[p.name] = p.scrape(like_prometheus=True)
+            try:
+                seconds, body[p.name] = p.scrape(like_prometheus=True)
+            except (OSError, http.client.HTTPException) as exc:  # recorded, not the run lost
+                say(f"  {p.name}: scrape failed: {exc!r}"[:300])
+                p.results["scrape_failures"] = p.results.get("scrape_failures", 0) + 1
+                continue
             times[p.name].append(seconds)
     for p in procs:
         ordered = sorted(times[p.name])
+        assert ordered, f"every scrape of {p.name} failed"
         p.results["scrape_p50_ms"] = statistics.median(ordered) * 1000
         p.results["scrape_p99_ms"] = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
         p.results["scrape_mib"] = len(body[p.name]) / 2**20
@@ -507,6 +516,15 @@ def size_table(size: str, by_exporter: dict[str, dict[str, float]]) -> str:
             f"{ours[key] / other[key]:.2f}" if other[key] else "n/a" for other in others
         )
         lines.append(f"| {title} | {fmt.format(ours[key])} | {values} | {ratios} |")
+    failed = {
+        name: r["scrape_failures"] for name, r in by_exporter.items() if "scrape_failures" in r
+    }
+    if failed:
+        lines += [
+            "",
+            "Failed scrapes (left out of the latencies): "
+            + ", ".join(f"{name} {count:.0f}" for name, count in failed.items()),
+        ]
     if "longest_stall_s" in ours:
         lines += [
             "",
@@ -619,8 +637,9 @@ def report(
         f"- kube-batch-exporter {__version__} on Python {platform.python_version()}; "
         f"kube-state-metrics {ksm_version(ksm)} "
         "built from its Go module (`tests/cluster/build-tool.sh`), run with "
-        "`--resources=jobs,cronjobs,pods --use-apiserver-cache --enable-gzip-encoding` "
-        "(without the last, KSM ignores a request for gzip)",
+        "`--resources=jobs,cronjobs,pods --use-apiserver-cache --enable-gzip-encoding "
+        "--server-write-timeout=10m` (without the third, KSM ignores a request for gzip; with "
+        "the default write timeout of a minute, it cuts every gzip scrape at XL short)",
         "- control plane: kube-apiserver and etcd as built by `tests/cluster/build.sh` "
         "(Kubernetes v1.34.10, etcd v3.6.16), with "
         + ", ".join(f"`{k}={v}`" for k, v in CONTROL_PLANE_ENV.items()),
