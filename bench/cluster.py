@@ -713,7 +713,7 @@ def recorded_section(
 
 def with_recorded(text: str, section: str) -> str:
     """``text`` with ``section`` just below the findings marker, replacing its earlier run."""
-    head, _, tail = text.partition(FINDINGS) if FINDINGS in text else (text, "", "")
+    head, _, tail = text.partition(FINDINGS)
     title = section.split(" (", 1)[0]
     tail = re.sub(rf"\n{re.escape(title)} \(.*?(?=\n## |\Z)", "", tail, flags=re.DOTALL)
     return f"{head}{FINDINGS}\n\n{section.rstrip()}\n\n{tail.lstrip()}"
